@@ -1,0 +1,43 @@
+# Makefile for distribute. `make help` lists the targets.
+
+GO      ?= go
+FUZZTIME ?= 30s
+# Fuzz targets run by `make fuzz` (package:target).
+FUZZ_TARGETS := \
+	./etf:FuzzDecode \
+	./epmd:FuzzServerRequest \
+	./epmd:FuzzClientReply \
+	./handshake:FuzzAccept \
+	./handshake:FuzzInitiate
+
+.PHONY: help build test unit fuzz bench run vet clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+build: ## build bin/distribute
+	$(GO) build -o bin/distribute ./cmd/distribute
+
+test: ## the whole suite: every test with -race, then each fuzz target for $(FUZZTIME)
+	$(GO) test -race -count=1 -timeout 25m ./...
+	$(MAKE) --no-print-directory fuzz
+
+unit: ## tests only, without the fuzz runs
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+fuzz: ## each fuzz target for $(FUZZTIME)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== fuzz $$pkg $$name for $(FUZZTIME)"; \
+		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+run: ## run a node (embedded EPMD when none runs); NAME=alive or alive@host
+	$(GO) run ./cmd/distribute run --name $(or $(NAME),demo)
+
+vet: ## go vet and gofmt check
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+clean: ## remove build output
+	rm -rf bin

@@ -1,0 +1,759 @@
+// Package node is an Erlang distribution node written in Go: it registers
+// with EPMD (or embeds its own), accepts and dials distribution connections
+// with the handshake package, and keeps each link alive with ticks. Its API
+// mirrors the Gleam library distribute/cluster (start_node, connect, ping,
+// nodes, connected_count, self_node, is_distributed) in Go's idiom: every
+// network call takes a context.Context and returns typed errors.
+//
+// A node is hidden, like erl_interface and jinterface nodes: it appears in
+// a BEAM node's nodes(hidden), not in nodes(). It answers the net_kernel
+// {is_auth, Node} call, so net_adm:ping from Erlang and Node.ping from
+// Elixir return pong, and it answers monitors, links and UNLINK_ID of
+// processes it does not have, so no BEAM call into it hangs.
+//
+// Several nodes may run in one process.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/distribute-go/distribute/epmd"
+	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/handshake"
+)
+
+// EPMDMode says how a node finds the port mapper daemon.
+type EPMDMode int
+
+const (
+	// EPMDEmbedded (the default) uses the EPMD listening on the EPMD port,
+	// and when none does, starts the pure-Go EPMD server inside this
+	// process. A machine with no Erlang installed works.
+	EPMDEmbedded EPMDMode = iota
+	// EPMDExternal requires an EPMD already running; Start fails with a
+	// NetworkError when none answers.
+	EPMDExternal
+	// EPMDNone uses no EPMD: the node listens on Options.ListenPort and
+	// assumes every peer listens on that same port (like erl's
+	// -erl_epmd_port).
+	EPMDNone
+)
+
+func (m EPMDMode) String() string {
+	switch m {
+	case EPMDEmbedded:
+		return "embedded"
+	case EPMDExternal:
+		return "external"
+	case EPMDNone:
+		return "none"
+	}
+	return "EPMDMode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// Defaults, as in OTP.
+const (
+	DefaultTickTime     = 60 * time.Second // net_ticktime
+	DefaultSetupTimeout = 7 * time.Second  // net_setuptime
+	DefaultMaxMessage   = 64 << 20         // largest distribution frame accepted
+)
+
+// Options configure a node. The zero value is usable.
+type Options struct {
+	EPMD     EPMDMode
+	EPMDPort int // 0 means ERL_EPMD_PORT, else 4369; also used to look up peers
+	// ListenAddr is the host or IP the distribution listener binds; ""
+	// means all interfaces, like BEAM.
+	ListenAddr string
+	// ListenPort is the distribution port; 0 picks a free one. Required
+	// with EPMDNone.
+	ListenPort int
+	// TickTime is net_ticktime: a link silent for this long is dropped;
+	// the node ticks every TickTime/4. 0 means 60 s.
+	TickTime time.Duration
+	// SetupTimeout bounds one connection setup (EPMD lookup, dial,
+	// handshake). 0 means 7 s.
+	SetupTimeout time.Duration
+	// MaxMessageSize bounds one incoming distribution frame; a larger one
+	// drops the link. 0 means 64 MiB.
+	MaxMessageSize int
+	// Logger receives the node's logs; nil means silent.
+	Logger *slog.Logger
+	// OnEvent, if set, is called (synchronously, keep it quick) for each
+	// link, handshake and EPMD event; metrics hang off it.
+	OnEvent func(Event)
+}
+
+// EventKind names what happened.
+type EventKind int
+
+const (
+	EventHandshakeOK     EventKind = iota + 1 // a handshake succeeded; a link is up
+	EventHandshakeFailed                      // a handshake failed; Err says why
+	EventLinkDown                             // a link went down; Err says why
+	EventEPMDRegistered                       // registered (again) with EPMD
+	EventEPMDLost                             // the EPMD registration dropped
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventHandshakeOK:
+		return "handshake_ok"
+	case EventHandshakeFailed:
+		return "handshake_failed"
+	case EventLinkDown:
+		return "link_down"
+	case EventEPMDRegistered:
+		return "epmd_registered"
+	case EventEPMDLost:
+		return "epmd_lost"
+	}
+	return "unknown"
+}
+
+// Event is reported to Options.OnEvent.
+type Event struct {
+	Kind    EventKind
+	Peer    string // the peer's node name, when known
+	Inbound bool   // the peer dialled us
+	Err     error  // the reason, for failures and link downs
+}
+
+// Node is a running distribution node. Its methods are safe for concurrent
+// use. A nil *Node behaves like a node that is not distributed.
+type Node struct {
+	name     string
+	long     bool
+	opts     Options
+	log      *slog.Logger
+	hs       handshake.Config
+	creation uint32
+	pid      etf.Pid // the process that makes this node's calls
+	epmdPort int
+	port     int // distribution listen port
+
+	ln     net.Listener
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	refs atomic.Uint64
+
+	mu      sync.Mutex
+	links   map[string]*link
+	pending map[string]*attempt
+	stopped bool
+
+	epmdMu   sync.Mutex
+	reg      *epmd.Registration
+	embedded *sharedEPMD
+}
+
+// attempt is one connection setup to a peer, inbound or outbound, that
+// Connect calls join.
+type attempt struct {
+	done     chan struct{}
+	err      error
+	outbound bool // our dial is in progress
+	inbound  bool // a handshake from the peer is in progress
+}
+
+var (
+	startedMu sync.Mutex
+	started   = map[string]*Node{}
+)
+
+// Start starts a distribution node named name (alive@host) with the given
+// cookie. It listens for distribution connections and registers with EPMD
+// as opts.EPMD says. opts may be nil. The error is a *StartError.
+func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if err := ValidateName(name); err != nil {
+		return nil, &StartError{Kind: InvalidNodeName, Detail: err.Error()}
+	}
+	if len(cookie) > handshake.MaxCookie {
+		return nil, &StartError{Kind: CookieTooLong, Detail: fmt.Sprintf("cookie is %d bytes, at most %d", len(cookie), handshake.MaxCookie)}
+	}
+	if cookie == "" {
+		return nil, &StartError{Kind: StartFailed, Detail: "empty cookie"}
+	}
+	if o.TickTime <= 0 {
+		o.TickTime = DefaultTickTime
+	}
+	if o.SetupTimeout <= 0 {
+		o.SetupTimeout = DefaultSetupTimeout
+	}
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = DefaultMaxMessage
+	}
+	if o.ListenPort < 0 || o.ListenPort > 65535 {
+		return nil, &StartError{Kind: StartFailed, Detail: "listen port " + strconv.Itoa(o.ListenPort) + " out of range"}
+	}
+	if o.EPMD == EPMDNone && o.ListenPort == 0 {
+		return nil, &StartError{Kind: StartFailed, Detail: "EPMDNone needs a fixed ListenPort"}
+	}
+	if o.EPMD < EPMDEmbedded || o.EPMD > EPMDNone {
+		return nil, &StartError{Kind: StartFailed, Detail: "unknown EPMD mode " + o.EPMD.String()}
+	}
+	epmdPort := o.EPMDPort
+	if epmdPort == 0 {
+		p, err := epmd.PortFromEnv()
+		if err != nil {
+			return nil, &StartError{Kind: StartFailed, Detail: err.Error(), Err: err}
+		}
+		epmdPort = p
+	} else if epmdPort < 0 || epmdPort > 65535 {
+		return nil, &StartError{Kind: StartFailed, Detail: "EPMD port " + strconv.Itoa(epmdPort) + " out of range"}
+	}
+
+	startedMu.Lock()
+	if _, dup := started[name]; dup {
+		startedMu.Unlock()
+		return nil, &StartError{Kind: AlreadyStarted, Detail: name + " is already running in this process"}
+	}
+	started[name] = nil // reserve the name
+	startedMu.Unlock()
+	n, err := start(ctx, name, cookie, o, epmdPort)
+	startedMu.Lock()
+	if err != nil {
+		delete(started, name)
+	} else {
+		started[name] = n
+	}
+	startedMu.Unlock()
+	return n, err
+}
+
+func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*Node, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(discard{})
+	}
+	n := &Node{
+		name:     name,
+		long:     IsLongName(name),
+		opts:     o,
+		log:      log.With("node", name),
+		epmdPort: epmdPort,
+		links:    map[string]*link{},
+		pending:  map[string]*attempt{},
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(o.ListenAddr, strconv.Itoa(o.ListenPort)))
+	if err != nil {
+		return nil, startErr(err, "listen")
+	}
+	n.ln = ln
+	n.port = ln.Addr().(*net.TCPAddr).Port
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+
+	if o.EPMD == EPMDNone {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		n.creation = binary.BigEndian.Uint32(b[:])
+		if n.creation == 0 {
+			n.creation = 1
+		}
+	} else {
+		reg, shared, err := n.register(ctx, o.EPMD == EPMDEmbedded)
+		if err != nil {
+			n.cancel()
+			_ = ln.Close()
+			return nil, startErr(err, "EPMD registration on port "+strconv.Itoa(epmdPort))
+		}
+		n.reg, n.embedded = reg, shared
+		n.creation = reg.Creation()
+	}
+	n.pid = etf.Pid{Node: etf.Atom(name), ID: 1, Serial: 0, Creation: n.creation}
+	n.hs = handshake.Config{
+		Name:     name,
+		Cookie:   cookie,
+		Flags:    handshake.DefaultFlags,
+		Creation: n.creation,
+		Timeout:  o.SetupTimeout,
+	}
+	n.wg.Add(2)
+	go n.acceptLoop()
+	go n.tickLoop()
+	if n.reg != nil {
+		n.wg.Add(1)
+		go n.epmdWatch()
+	}
+	n.log.Debug("node started", "port", n.port, "epmd", o.EPMD.String(), "epmd_port", epmdPort, "creation", n.creation)
+	return n, nil
+}
+
+type discard struct{}
+
+func (discard) Enabled(context.Context, slog.Level) bool  { return false }
+func (discard) Handle(context.Context, slog.Record) error { return nil }
+func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discard) WithGroup(string) slog.Handler           { return d }
+
+func (n *Node) emit(e Event) {
+	if n.opts.OnEvent != nil {
+		n.opts.OnEvent(e)
+	}
+}
+
+// Stop unregisters from EPMD, closes every link and the listener, and
+// waits until every goroutine of the node has ended. Calling it again is a
+// no-op.
+func (n *Node) Stop() error {
+	if n == nil {
+		return nil
+	}
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return nil
+	}
+	n.stopped = true
+	links := make([]*link, 0, len(n.links))
+	for _, l := range n.links {
+		links = append(links, l)
+	}
+	n.mu.Unlock()
+
+	n.cancel()
+	err := n.ln.Close()
+	for _, l := range links {
+		l.close(errNodeStopped)
+	}
+	n.wg.Wait()
+	n.epmdMu.Lock()
+	if n.reg != nil {
+		_ = n.reg.Close()
+		n.reg = nil
+	}
+	if n.embedded != nil {
+		n.embedded.release()
+		n.embedded = nil
+	}
+	n.epmdMu.Unlock()
+
+	startedMu.Lock()
+	if started[n.name] == n {
+		delete(started, n.name)
+	}
+	startedMu.Unlock()
+	n.log.Debug("node stopped")
+	return err
+}
+
+var errNodeStopped = errors.New("node stopped")
+
+// Self returns the node's name, or "nonode@nohost" for a nil node.
+func (n *Node) Self() string {
+	if n == nil {
+		return NonodeName
+	}
+	return n.name
+}
+
+// IsDistributed reports whether the node is running (started and not
+// stopped).
+func (n *Node) IsDistributed() bool {
+	if n == nil {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return !n.stopped
+}
+
+// Nodes returns the names of the connected nodes, sorted.
+func (n *Node) Nodes() []string {
+	if n == nil {
+		return []string{}
+	}
+	n.mu.Lock()
+	out := make([]string, 0, len(n.links))
+	for name := range n.links {
+		out = append(out, name)
+	}
+	n.mu.Unlock()
+	slices.Sort(out)
+	return out
+}
+
+// ConnectedCount returns the number of connected nodes.
+func (n *Node) ConnectedCount() int {
+	if n == nil {
+		return 0
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.links)
+}
+
+// Port returns the distribution listen port.
+func (n *Node) Port() int { return n.port }
+
+// Creation returns the node's creation number.
+func (n *Node) Creation() uint32 { return n.creation }
+
+// EPMDPort returns the EPMD port the node registers with and looks peers
+// up at.
+func (n *Node) EPMDPort() int { return n.epmdPort }
+
+// EPMDRegistered reports whether the node holds an EPMD registration now
+// (always false with EPMDNone).
+func (n *Node) EPMDRegistered() bool {
+	if n == nil {
+		return false
+	}
+	n.epmdMu.Lock()
+	defer n.epmdMu.Unlock()
+	if n.reg == nil {
+		return false
+	}
+	select {
+	case <-n.reg.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// Connect sets up a link to the node peer, unless one is up already (then
+// it returns nil at once). Concurrent calls for one peer share one attempt.
+// The error is a *ConnectError.
+func (n *Node) Connect(ctx context.Context, peer string) error {
+	if n == nil {
+		return &ConnectError{Kind: ConnectIgnored, Node: peer, Detail: "this node is not distributed"}
+	}
+	if err := handshake.ValidateNodeName(peer); err != nil {
+		return &ConnectError{Kind: NodeNotFound, Node: peer, Detail: err.Error()}
+	}
+	if peer == n.name {
+		return &ConnectError{Kind: ConnectIgnored, Node: peer, Detail: "cannot connect to self"}
+	}
+	if _, host := splitName(peer); isLongHost(host) != n.long {
+		why := "this node uses short names and cannot reach the long-name host " + host
+		if n.long {
+			why = "this node uses long names and cannot reach the short-name host " + host
+		}
+		return &ConnectError{Kind: NodeNotFound, Node: peer, Detail: why}
+	}
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return &ConnectError{Kind: ConnectIgnored, Node: peer, Detail: "this node is stopped"}
+	}
+	if _, ok := n.links[peer]; ok {
+		n.mu.Unlock()
+		return nil
+	}
+	a := n.pending[peer]
+	if a == nil {
+		a = &attempt{done: make(chan struct{}), outbound: true}
+		n.pending[peer] = a
+		n.wg.Add(1)
+		go n.dial(a, peer)
+	}
+	n.mu.Unlock()
+	select {
+	case <-a.done:
+		if a.err != nil {
+			return connectErr(peer, a.err)
+		}
+		return nil
+	case <-ctx.Done():
+		return &ConnectError{Kind: ConnectTimeout, Node: peer, Detail: ctx.Err().Error(), Err: ctx.Err()}
+	}
+}
+
+// ConnectBool is the seed's connect_bool: Connect, reduced to a bool.
+//
+// Deprecated: use Connect, which says why a connection failed.
+func (n *Node) ConnectBool(ctx context.Context, peer string) bool {
+	return n.Connect(ctx, peer) == nil
+}
+
+// Disconnect drops the link to peer, if any; it reports whether there was
+// one.
+func (n *Node) Disconnect(peer string) bool {
+	if n == nil {
+		return false
+	}
+	n.mu.Lock()
+	l := n.links[peer]
+	n.mu.Unlock()
+	if l == nil {
+		return false
+	}
+	l.close(errors.New("disconnected by this node"))
+	return true
+}
+
+// finish ends attempt a for peer with err (under n.mu).
+func (n *Node) finishLocked(peer string, a *attempt, err error) {
+	select {
+	case <-a.done:
+		return
+	default:
+	}
+	if n.pending[peer] == a {
+		delete(n.pending, peer)
+	}
+	a.err = err
+	close(a.done)
+}
+
+// dial runs an outbound attempt: EPMD lookup, TCP dial, handshake.
+func (n *Node) dial(a *attempt, peer string) {
+	defer n.wg.Done()
+	ctx, cancel := context.WithTimeout(n.ctx, n.opts.SetupTimeout)
+	defer cancel()
+	conn, err := n.dialPeer(ctx, peer)
+	var res *handshake.Result
+	if err == nil {
+		res, err = handshake.Initiate(ctx, conn, &n.hs, peer)
+	}
+	if err == nil {
+		if n.addLink(conn, res, false) {
+			return
+		}
+		err = errNodeStopped
+	}
+	if conn != nil {
+		_ = conn.Close()
+	}
+	if errors.Is(err, handshake.ErrSimultaneous) {
+		// The peer's own attempt wins; wait for its inbound handshake.
+		n.mu.Lock()
+		a.outbound = false
+		n.mu.Unlock()
+		select {
+		case <-a.done:
+			return
+		case <-ctx.Done():
+			err = fmt.Errorf("lost a simultaneous connect and the peer's connection did not arrive: %w", ctx.Err())
+		}
+	}
+	if n.ctx.Err() != nil {
+		err = errNodeStopped
+	}
+	n.log.Debug("connect failed", "peer", peer, "err", err)
+	n.emit(Event{Kind: EventHandshakeFailed, Peer: peer, Err: err})
+	n.mu.Lock()
+	a.outbound = false
+	if !a.inbound {
+		n.finishLocked(peer, a, err)
+	}
+	n.mu.Unlock()
+}
+
+func (n *Node) dialPeer(ctx context.Context, peer string) (net.Conn, error) {
+	alive, host := splitName(peer)
+	port := n.opts.ListenPort
+	if n.opts.EPMD != EPMDNone {
+		c := epmd.Client{Port: n.epmdPort}
+		info, err := c.PortPlease(ctx, host, alive)
+		if err != nil {
+			return nil, err
+		}
+		port = info.Port
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return nil, err
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return conn, nil
+}
+
+func (n *Node) acceptLoop() {
+	defer n.wg.Done()
+	var delay time.Duration
+	for {
+		conn, err := n.ln.Accept()
+		if err != nil {
+			if n.ctx.Err() != nil {
+				return
+			}
+			// Temporary trouble (e.g. out of file descriptors): back off.
+			if delay == 0 {
+				delay = 5 * time.Millisecond
+			} else if delay < time.Second {
+				delay *= 2
+			}
+			n.log.Warn("accept failed", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+				continue
+			case <-n.ctx.Done():
+				return
+			}
+		}
+		delay = 0
+		n.wg.Add(1)
+		go n.accept(conn)
+	}
+}
+
+func (n *Node) accept(conn net.Conn) {
+	defer n.wg.Done()
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, n.opts.SetupTimeout)
+	defer cancel()
+	var peer string
+	var a *attempt
+	res, err := handshake.Accept(ctx, conn, &n.hs, func(p handshake.Peer) handshake.Status {
+		peer = p.Name
+		var st handshake.Status
+		st, a = n.decide(p.Name)
+		return st
+	})
+	if err == nil {
+		if n.addLink(conn, res, true) {
+			return
+		}
+		err = errNodeStopped
+	}
+	_ = conn.Close()
+	n.log.Debug("inbound handshake failed", "peer", peer, "remote", conn.RemoteAddr().String(), "err", err)
+	n.emit(Event{Kind: EventHandshakeFailed, Peer: peer, Inbound: true, Err: err})
+	if a != nil {
+		n.mu.Lock()
+		a.inbound = false
+		if !a.outbound {
+			n.finishLocked(peer, a, err)
+		}
+		n.mu.Unlock()
+	}
+}
+
+// decide arbitrates an inbound handshake from peer against our own links
+// and attempts. It returns the attempt the inbound handshake now belongs
+// to, if it goes on.
+func (n *Node) decide(peer string) (handshake.Status, *attempt) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.stopped || peer == n.name {
+		return handshake.StatusNotAllowed, nil
+	}
+	if _, ok := n.links[peer]; ok {
+		// The peer dials although we have a link: it must have lost its
+		// side. The handshake asks it; on "true" the new link replaces ours.
+		a := &attempt{done: make(chan struct{}), inbound: true}
+		return handshake.StatusAlive, a
+	}
+	a := n.pending[peer]
+	switch {
+	case a == nil:
+		a = &attempt{done: make(chan struct{}), inbound: true}
+		n.pending[peer] = a
+		return handshake.StatusOK, a
+	case a.inbound:
+		return handshake.StatusNok, nil
+	case a.outbound && n.name > peer:
+		// Simultaneous connect: the higher name wins; ours goes on.
+		return handshake.StatusNok, nil
+	case a.outbound:
+		a.inbound = true
+		return handshake.StatusOKSimultaneous, a
+	default:
+		a.inbound = true
+		return handshake.StatusOK, a
+	}
+}
+
+// addLink installs a link for a finished handshake; false if the node is
+// stopping.
+func (n *Node) addLink(conn net.Conn, res *handshake.Result, inbound bool) bool {
+	peer := res.Peer.Name
+	l := newLink(n, conn, res)
+	n.mu.Lock()
+	if n.stopped {
+		n.mu.Unlock()
+		return false
+	}
+	old := n.links[peer]
+	n.links[peer] = l
+	if a := n.pending[peer]; a != nil {
+		n.finishLocked(peer, a, nil)
+	}
+	n.mu.Unlock()
+	if old != nil {
+		old.close(errors.New("replaced by a new connection"))
+	}
+	l.start()
+	n.log.Debug("link up", "peer", peer, "inbound", inbound, "flags", res.Flags.String())
+	n.emit(Event{Kind: EventHandshakeOK, Peer: peer, Inbound: inbound})
+	return true
+}
+
+// removeLink is called by a link when it closes.
+func (n *Node) removeLink(l *link, reason error) {
+	n.mu.Lock()
+	if n.links[l.peer] == l {
+		delete(n.links, l.peer)
+	}
+	n.mu.Unlock()
+	n.log.Debug("link down", "peer", l.peer, "reason", reason)
+	n.emit(Event{Kind: EventLinkDown, Peer: l.peer, Err: reason})
+}
+
+func (n *Node) link(peer string) *link {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.links[peer]
+}
+
+// tickLoop ticks every link each TickTime/4 when it has written nothing,
+// and drops a link that has read nothing for three of those intervals in a
+// row, so a silent peer is gone within TickTime.
+func (n *Node) tickLoop() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.opts.TickTime / 4)
+	defer t.Stop()
+	var ls []*link
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.mu.Lock()
+		ls = ls[:0]
+		for _, l := range n.links {
+			ls = append(ls, l)
+		}
+		n.mu.Unlock()
+		for _, l := range ls {
+			l.tick()
+		}
+	}
+}
+
+// newRef returns a reference never used before by this node (within its
+// creation): a 64-bit counter spread over the three id words.
+func (n *Node) newRef() etf.Ref {
+	c := n.refs.Add(1)
+	return etf.Ref{
+		Node:     etf.Atom(n.name),
+		Creation: n.creation,
+		Len:      3,
+		ID:       [5]uint32{uint32(c & 0x3FFFF), uint32(c >> 18), uint32(c >> 50)},
+	}
+}
