@@ -1,0 +1,457 @@
+// Package erltest starts real Erlang/OTP programs (epmd, erl) for cross-process tests and cleans them up.
+//
+// Every process runs in its own process group; t.Cleanup kills the whole group, also when the test fails,
+// so helpers such as erl_child_setup and inet_gethost go with it. Nodes never start an epmd of their own
+// (-start_epmd false) and never read ~/.erlang.cookie. Only loopback addresses are used.
+//
+// Tests that need a program call RequireErl, RequireElixir or RequireEpmd first: the test is skipped
+// when the program is missing, and fails instead when the environment variable CI is "true".
+package erltest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	defaultStartTimeout = 30 * time.Second
+	killTimeout         = 10 * time.Second
+	maxCapture          = 4 << 20 // bytes of stdout (and of stderr) kept per process
+	readyMarker         = "ERLTEST-READY"
+)
+
+var (
+	erlPath    = sync.OnceValues(func() (string, error) { return exec.LookPath("erl") })
+	elixirPath = sync.OnceValues(func() (string, error) { return exec.LookPath("elixir") })
+	epmdPath   = sync.OnceValues(findEpmd)
+)
+
+// findEpmd looks in PATH, then in the usual OTP installation directories, then next to erl.
+func findEpmd() (string, error) {
+	if p, err := exec.LookPath("epmd"); err == nil {
+		return p, nil
+	}
+	patterns := []string{"/usr/lib/erlang/erts-*/bin/epmd", "/usr/local/lib/erlang/erts-*/bin/epmd",
+		"/opt/homebrew/lib/erlang/erts-*/bin/epmd"}
+	if erl, err := erlPath(); err == nil {
+		if real, err := filepath.EvalSymlinks(erl); err == nil {
+			root := filepath.Dir(filepath.Dir(real)) // <root>/bin/erl
+			patterns = append([]string{filepath.Join(root, "erts-*", "bin", "epmd")}, patterns...)
+		}
+	}
+	for _, pat := range patterns {
+		if m, _ := filepath.Glob(pat); len(m) > 0 {
+			return m[len(m)-1], nil
+		}
+	}
+	return "", errors.New("epmd not found in PATH nor under an OTP installation")
+}
+
+// RequireErl skips the test if `erl` is not installed (fails it when CI=true).
+func RequireErl(t testing.TB) {
+	t.Helper()
+	if _, err := erlPath(); err != nil {
+		missing(t, "erl", err)
+	}
+}
+
+// RequireElixir skips the test if `elixir` is not installed (fails it when CI=true).
+func RequireElixir(t testing.TB) {
+	t.Helper()
+	if _, err := elixirPath(); err != nil {
+		missing(t, "elixir", err)
+	}
+}
+
+// RequireEpmd skips the test if the `epmd` binary cannot be found (fails it when CI=true).
+func RequireEpmd(t testing.TB) {
+	t.Helper()
+	if _, err := epmdPath(); err != nil {
+		missing(t, "epmd", err)
+	}
+}
+
+// EpmdPath returns the path of the real epmd binary (call RequireEpmd first).
+func EpmdPath(t testing.TB) string {
+	t.Helper()
+	RequireEpmd(t)
+	p, _ := epmdPath()
+	return p
+}
+
+func missing(t testing.TB, what string, err error) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is required when CI=true: %v", what, err)
+	}
+	t.Skipf("%s not available: %v", what, err)
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("erltest: finding a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+var nameSeq atomic.Uint64
+
+// UniqueName returns an alive part (node name before '@') unique to this process and call, made of
+// [0-9A-Za-z_] only: prefix (other characters dropped; "n" if none remain), the pid, a counter and
+// random hex.
+func UniqueName(prefix string) string {
+	clean := strings.Map(func(r rune) rune {
+		if r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			return r
+		}
+		return -1
+	}, prefix)
+	if clean == "" {
+		clean = "n"
+	}
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s_%d_%d_%s", clean, os.Getpid(), nameSeq.Add(1), hex.EncodeToString(b[:]))
+}
+
+// Process is a program started by this package. Its whole process group is killed on test cleanup.
+type Process struct {
+	t      testing.TB
+	desc   string // command line for messages, secrets redacted
+	cmd    *exec.Cmd
+	stdout *capture
+	stderr *capture
+	secret string // the cookie, if any
+	node   string
+	port   int // EPMD port
+	done   chan struct{}
+	err    error // from Wait, set before done is closed
+	once   sync.Once
+}
+
+// Pid returns the process id, which is also the process group id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Node returns the node name the erl node reported (node()), or "" for other processes.
+func (p *Process) Node() string { return p.node }
+
+// Port returns the EPMD port: the one an epmd listens on, or the one an erl node registered with.
+func (p *Process) Port() int { return p.port }
+
+// Cookie returns the erl node's cookie (useful when ErlOptions.Cookie was left empty).
+func (p *Process) Cookie() string { return p.secret }
+
+// Signal sends sig to the process group (e.g. syscall.SIGSTOP to freeze a node, SIGCONT to resume it).
+func (p *Process) Signal(sig syscall.Signal) error {
+	err := syscall.Kill(-p.Pid(), sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+// Kill kills the process group with SIGKILL and waits for the process to be reaped. It is idempotent and
+// runs on test cleanup anyway.
+func (p *Process) Kill() {
+	p.once.Do(func() {
+		_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
+		select {
+		case <-p.done:
+		case <-time.After(killTimeout):
+			p.t.Errorf("erltest: %s (pid %d) not reaped %v after SIGKILL", p.desc, p.Pid(), killTimeout)
+		}
+	})
+}
+
+// Done returns a channel closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err returns the exit error (nil for status 0) once Done is closed, else nil.
+func (p *Process) Err() error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+		return nil
+	}
+}
+
+// Stdout returns the standard output so far (secrets redacted).
+func (p *Process) Stdout() string { return p.redact(p.stdout.String()) }
+
+// Output returns standard output and standard error so far, for failure messages (secrets redacted).
+func (p *Process) Output() string {
+	return p.redact("stdout:\n" + p.stdout.String() + "\nstderr:\n" + p.stderr.String())
+}
+
+func (p *Process) redact(s string) string {
+	if p.secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, p.secret, "<redacted>")
+}
+
+// start runs path with args in its own process group, with env added to this process's environment.
+// secret (a cookie) is redacted from every message.
+func start(t testing.TB, path string, args, env []string, secret string) *Process {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 2 * time.Second // do not wait for pipes an escaped grandchild keeps open
+	p := &Process{t: t, cmd: cmd, stdout: newCapture(), stderr: newCapture(), secret: secret, done: make(chan struct{})}
+	p.desc = p.redact(strings.Join(append([]string{filepath.Base(path)}, args...), " "))
+	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("erltest: starting %s: %v", p.desc, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.Kill)
+	return p
+}
+
+// StartEPMD runs the real `epmd -port port` (0 = a free port) on loopback until the test ends, and waits
+// until it accepts connections. Port returns the port.
+func StartEPMD(t testing.TB, port int) *Process {
+	t.Helper()
+	bin := EpmdPath(t)
+	if port == 0 {
+		port = FreePort(t)
+	}
+	ps := strconv.Itoa(port)
+	// -address 127.0.0.1: epmd always adds the loopback addresses, so it listens on 127.0.0.1 and ::1 only.
+	p := start(t, bin, []string{"-port", ps, "-address", "127.0.0.1"}, []string{"ERL_EPMD_PORT=" + ps}, "")
+	p.port = port
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", ps), time.Second)
+		if err == nil {
+			_ = c.Close()
+			break
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("erltest: %s exited: %v\n%s", p.desc, p.err, p.Output())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			p.Kill()
+			t.Fatalf("erltest: %s not accepting connections after 10 s\n%s", p.desc, p.Output())
+		}
+	}
+	select {
+	case <-p.done: // port taken by someone else: that epmd answered, ours quit
+		t.Fatalf("erltest: %s exited: %v\n%s", p.desc, p.err, p.Output())
+	default:
+	}
+	return p
+}
+
+// ErlOptions describes an erl node.
+type ErlOptions struct {
+	// Name is the node name, "alive" or "alive@host". "" means UniqueName("erl") for StartErl and no
+	// distribution for ErlEval. Without a host, short names get "@localhost", long names "@127.0.0.1".
+	Name      string
+	LongNames bool   // -name instead of -sname
+	Cookie    string // -setcookie; "" means a random cookie. Redacted from all messages.
+	// EPMDPort is the EPMD the node uses (ERL_EPMD_PORT). 0 means: a private real epmd is started
+	// (StartEPMD) for a distributed node; a non-distributed ErlEval then leaves ERL_EPMD_PORT unset.
+	EPMDPort int
+	Eval     string        // expressions run once the node is up (-eval), e.g. a receive loop
+	TickTime int           // -kernel net_ticktime, in seconds; 0 means OTP's default (60)
+	Extra    []string      // more erl arguments, appended
+	Env      []string      // more environment variables, "KEY=value"
+	Timeout  time.Duration // bound for start-up (StartErl) or the whole run (ErlEval); 0 means 30 s
+}
+
+// FullName returns the node name StartErl will use for o.Name ("" stays "").
+func (o ErlOptions) FullName() string {
+	if o.Name == "" || strings.Contains(o.Name, "@") {
+		return o.Name
+	}
+	if o.LongNames {
+		return o.Name + "@127.0.0.1"
+	}
+	return o.Name + "@localhost"
+}
+
+// args builds erl's arguments and environment, starting a private epmd if needed.
+func (o *ErlOptions) args(t testing.TB, distributed bool) (args, env []string) {
+	t.Helper()
+	args = []string{"-noshell", "-start_epmd", "false"}
+	env = append([]string{"ERL_CRASH_DUMP_SECONDS=0"}, o.Env...)
+	if distributed {
+		if o.EPMDPort == 0 {
+			o.EPMDPort = FreePort(t)
+			StartEPMD(t, o.EPMDPort)
+		}
+		if o.Cookie == "" {
+			var b [16]byte
+			_, _ = rand.Read(b[:])
+			o.Cookie = "C" + hex.EncodeToString(b[:])
+		}
+		flag := "-sname"
+		if o.LongNames {
+			flag = "-name"
+		}
+		args = append(args, flag, o.FullName(), "-setcookie", o.Cookie)
+		if o.TickTime > 0 {
+			args = append(args, "-kernel", "net_ticktime", strconv.Itoa(o.TickTime))
+		}
+	}
+	if o.EPMDPort != 0 {
+		env = append(env, "ERL_EPMD_PORT="+strconv.Itoa(o.EPMDPort))
+	}
+	return append(args, o.Extra...), env
+}
+
+func (o ErlOptions) timeout() time.Duration {
+	if o.Timeout > 0 {
+		return o.Timeout
+	}
+	return defaultStartTimeout
+}
+
+// StartErl starts a distributed erl node that runs until the test ends (or Kill). It returns once the
+// node is up and registered with its EPMD: the node prints a ready line from its first -eval, which runs
+// only after net_kernel has registered. opts.Eval runs after that line. Start-up is bounded by
+// opts.Timeout; failure to come up fails the test with the node's output.
+func StartErl(t testing.TB, opts ErlOptions) *Process {
+	t.Helper()
+	RequireErl(t)
+	if opts.Name == "" {
+		opts.Name = UniqueName("erl")
+	}
+	args, env := opts.args(t, true)
+	args = append(args, "-eval", fmt.Sprintf(`io:format("~s ~s~n", [%q, node()])`, readyMarker))
+	if opts.Eval != "" {
+		args = append(args, "-eval", opts.Eval)
+	}
+	bin, _ := erlPath()
+	p := start(t, bin, args, env, opts.Cookie)
+	p.port = opts.EPMDPort
+	line, err := p.stdout.waitLine(readyMarker+" ", p.done, opts.timeout())
+	if err != nil {
+		p.Kill()
+		t.Fatalf("erltest: %s: %v\n%s", p.desc, err, p.Output())
+	}
+	p.node = strings.TrimSpace(strings.TrimPrefix(line, readyMarker+" "))
+	return p
+}
+
+// ErlEval runs expr (Erlang expressions separated by commas; a final '.' is optional) on a one-shot erl
+// that halts afterwards, and returns its standard output. With opts.Name "" the node is not distributed.
+// The run is bounded by opts.Timeout; a crash in expr, a non-zero exit or the timeout fail the test.
+func ErlEval(t testing.TB, opts ErlOptions, expr string) string {
+	t.Helper()
+	RequireErl(t)
+	args, env := opts.args(t, opts.Name != "")
+	expr = strings.TrimSuffix(strings.TrimSpace(expr), ".")
+	args = append(args, "-eval", `try begin `+expr+` end of _ -> erlang:halt(0) catch C:R:S -> `+
+		`io:format(standard_error, "erltest: eval failed: ~p~n", [{C, R, S}]), erlang:halt(1) end`)
+	bin, _ := erlPath()
+	p := start(t, bin, args, env, opts.Cookie)
+	select {
+	case <-p.done:
+	case <-time.After(opts.timeout()):
+		p.Kill()
+		t.Fatalf("erltest: %s did not finish within %v\n%s", p.desc, opts.timeout(), p.Output())
+	}
+	if p.err != nil {
+		t.Fatalf("erltest: %s: %v\n%s", p.desc, p.err, p.Output())
+	}
+	return p.Stdout()
+}
+
+// capture is a goroutine-safe, size-bounded output buffer that wakes waiters on each write.
+type capture struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	dropped int
+	notify  chan struct{}
+}
+
+func newCapture() *capture { return &capture{notify: make(chan struct{}, 1)} }
+
+func (c *capture) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	room := maxCapture - c.buf.Len()
+	if room < len(p) {
+		c.dropped += len(p) - max(room, 0)
+		c.buf.Write(p[:max(room, 0)])
+	} else {
+		c.buf.Write(p)
+	}
+	c.mu.Unlock()
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+	return len(p), nil
+}
+
+func (c *capture) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dropped > 0 {
+		return c.buf.String() + fmt.Sprintf("\n[%d more bytes dropped]", c.dropped)
+	}
+	return c.buf.String()
+}
+
+// waitLine waits for a complete line starting with prefix and returns it. It gives up when exited is
+// closed (and no such line arrived) or after timeout.
+func (c *capture) waitLine(prefix string, exited <-chan struct{}, timeout time.Duration) (string, error) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		if line, ok := c.findLine(prefix); ok {
+			return line, nil
+		}
+		select {
+		case <-c.notify:
+		case <-exited:
+			// Wait has returned, so all output is in: look once more.
+			if line, ok := c.findLine(prefix); ok {
+				return line, nil
+			}
+			return "", errors.New("exited before it was ready")
+		case <-timer.C:
+			return "", fmt.Errorf("not ready after %v", timeout)
+		}
+	}
+}
+
+// findLine returns the first complete line starting with prefix, without its newline.
+func (c *capture) findLine(prefix string) (string, bool) {
+	c.mu.Lock()
+	s := c.buf.String()
+	c.mu.Unlock()
+	for _, line := range strings.SplitAfter(s, "\n") {
+		if strings.HasPrefix(line, prefix) && strings.HasSuffix(line, "\n") {
+			return strings.TrimSuffix(line, "\n"), true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,99 @@
+package erltest
+
+import (
+	"errors"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestUniqueName(t *testing.T) {
+	seen := map[string]bool{}
+	re := regexp.MustCompile(`^[0-9A-Za-z_]+$`)
+	for i := 0; i < 1000; i++ {
+		n := UniqueName("a-b.c")
+		require.False(t, seen[n], "repeated %q", n)
+		require.Regexp(t, re, n)
+		require.True(t, strings.HasPrefix(n, "abc_"), n)
+		seen[n] = true
+	}
+	assert.True(t, strings.HasPrefix(UniqueName("@@"), "n_"))
+}
+
+func TestFreePort(t *testing.T) {
+	p := FreePort(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+	require.NoError(t, err)
+	require.NoError(t, ln.Close())
+}
+
+// groupGone reports whether no process of the group is left.
+func groupGone(pgid int) bool {
+	return errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH)
+}
+
+func TestStartEPMDKilledOnCleanup(t *testing.T) {
+	RequireEpmd(t)
+	var p *Process
+	t.Run("inner", func(t *testing.T) {
+		p = StartEPMD(t, 0)
+		c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p.Port()))
+		require.NoError(t, err)
+		require.NoError(t, c.Close())
+	})
+	assert.True(t, groupGone(p.Pid()), "cleanup must kill the group")
+	_, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(p.Port()), time.Second)
+	assert.Error(t, err)
+}
+
+func TestStartErlAndEval(t *testing.T) {
+	RequireErl(t)
+	var node *Process
+	cookie := "secret_" + UniqueName("c")
+	t.Run("inner", func(t *testing.T) {
+		name := UniqueName("erltest")
+		node = StartErl(t, ErlOptions{Name: name, Cookie: cookie, TickTime: 8,
+			Eval: `io:format("ticktime=~p cookie_ok=~p~n", [net_kernel:get_net_ticktime(), erlang:get_cookie() =:= '` + cookie + `'])`})
+		assert.Equal(t, name+"@localhost", node.Node())
+		assert.NotZero(t, node.Port(), "a private epmd was started")
+		assert.Equal(t, cookie, node.Cookie())
+		assert.NotContains(t, node.desc, cookie, "cookie redacted from messages")
+		assert.Contains(t, node.desc, "<redacted>")
+
+		out := ErlEval(t, ErlOptions{EPMDPort: node.Port()}, `{ok, Names} = erl_epmd:names({127,0,0,1}), io:format("~p~n", [Names]).`)
+		assert.Contains(t, out, `"`+name+`"`, "the node is registered with its epmd when StartErl returns")
+
+		require.Eventually(t, func() bool { return strings.Contains(node.Stdout(), "ticktime=8 cookie_ok=true") },
+			10*time.Second, 10*time.Millisecond, node.Output())
+		require.NoError(t, node.Signal(syscall.SIGSTOP))
+		require.NoError(t, node.Signal(syscall.SIGCONT))
+		select {
+		case <-node.Done():
+			t.Fatal("node exited early")
+		default:
+		}
+	})
+	<-node.Done()
+	assert.Error(t, node.Err(), "killed by cleanup")
+	assert.True(t, groupGone(node.Pid()), "erl and its helpers are gone")
+	assert.ErrorIs(t, node.Signal(syscall.SIGTERM), os.ErrProcessDone)
+}
+
+func TestErlEvalLongNames(t *testing.T) {
+	RequireErl(t)
+	out := ErlEval(t, ErlOptions{Name: UniqueName("eval"), LongNames: true}, `io:format("~s~n", [node()])`)
+	assert.Regexp(t, `^eval_\w+@127\.0\.0\.1\n$`, out)
+}
