@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/distribute-go/distribute/node"
+)
+
+// testCookie is distinctive so that a leak into any output is caught.
+const testCookie = "Zq9xCookieMustNeverLeak42"
+
+// isolate gives the test an empty HOME and no ERLANG_COOKIE or
+// ERL_EPMD_PORT from the environment.
+func isolate(t *testing.T) string {
+	t.Helper()
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("ERLANG_COOKIE", "")
+	t.Setenv("ERL_EPMD_PORT", "")
+	return home
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func uniqueAlive(prefix string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "-" + hex.EncodeToString(b[:])
+}
+
+// startPeer starts an in-process node named prefix-<hex>@127.0.0.1 with the
+// embedded EPMD on epmdPort.
+func startPeer(t *testing.T, prefix string, epmdPort int, cookie string) *node.Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := node.Start(ctx, uniqueAlive(prefix)+"@127.0.0.1", cookie, &node.Options{EPMDPort: epmdPort})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = n.Stop() })
+	return n
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// assertNoCookie checks that the test cookie appears in no output.
+func assertNoCookie(t *testing.T, outputs ...string) {
+	t.Helper()
+	for _, o := range outputs {
+		assert.NotContains(t, o, testCookie, "the cookie leaked into the output")
+	}
+}
+
+// runCmd runs the CLI in-process and returns its output and exit code.
+func runCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, errb syncBuffer
+	code = run(ctx, args, &out, &errb)
+	assertNoCookie(t, out.String(), errb.String())
+	return out.String(), errb.String(), code
+}
+
+// background runs a long-running command (run, epmd) until the test ends
+// or stop is called; stop returns its exit code.
+type background struct {
+	stdout, stderr syncBuffer
+	cancel         context.CancelFunc
+	done           chan int
+}
+
+func startBackground(t *testing.T, args ...string) *background {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &background{cancel: cancel, done: make(chan int, 1)}
+	go func() { b.done <- run(ctx, args, &b.stdout, &b.stderr) }()
+	t.Cleanup(func() {
+		b.stop(t)
+		assertNoCookie(t, b.stdout.String(), b.stderr.String())
+	})
+	return b
+}
+
+// stop cancels the command and returns its exit code (-1 if it hangs).
+func (b *background) stop(t *testing.T) int {
+	b.cancel()
+	select {
+	case code := <-b.done:
+		b.done <- code // for a later stop
+		return code
+	case <-time.After(15 * time.Second):
+		t.Errorf("command did not stop\nstdout:\n%s\nstderr:\n%s", b.stdout.String(), b.stderr.String())
+		return -1
+	}
+}
+
+// waitLine waits for a stdout line starting with prefix and returns it.
+func (b *background) waitLine(t *testing.T, prefix string) string {
+	t.Helper()
+	var line string
+	require.Eventually(t, func() bool {
+		for l := range strings.Lines(b.stdout.String()) {
+			if strings.HasPrefix(l, prefix) {
+				line = strings.TrimSpace(l)
+				return true
+			}
+		}
+		select {
+		case code := <-b.done:
+			b.done <- code
+			t.Logf("command exited with %d\nstdout:\n%s\nstderr:\n%s", code, b.stdout.String(), b.stderr.String())
+		default:
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond, "no line %q on stdout:\n%s\nstderr:\n%s", prefix, b.stdout.String(), b.stderr.String())
+	return line
+}
+
+// httpGet fetches url with a client that keeps no connections.
+func httpDo(t *testing.T, method, url string) (int, string, http.Header) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	req, err := http.NewRequest(method, url, nil)
+	require.NoError(t, err)
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body bytes.Buffer
+	_, err = body.ReadFrom(resp.Body)
+	require.NoError(t, err)
+	assertNoCookie(t, body.String())
+	return resp.StatusCode, body.String(), resp.Header
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
