@@ -167,6 +167,10 @@ type attempt struct {
 	err      error
 	outbound bool // our dial is in progress
 	inbound  bool // a handshake from the peer is in progress
+	// abort cancels our dial. decide calls it when it answers
+	// ok_simultaneous: the peer's attempt carries this one from then on.
+	abort   context.CancelFunc
+	yielded bool // abort was called for that reason
 }
 
 var (
@@ -401,14 +405,29 @@ func (n *Node) ConnectedCount() int {
 }
 
 // Port returns the distribution listen port.
-func (n *Node) Port() int { return n.port }
+func (n *Node) Port() int {
+	if n == nil {
+		return 0
+	}
+	return n.port
+}
 
 // Creation returns the node's creation number.
-func (n *Node) Creation() uint32 { return n.creation }
+func (n *Node) Creation() uint32 {
+	if n == nil {
+		return 0
+	}
+	return n.creation
+}
 
 // EPMDPort returns the EPMD port the node registers with and looks peers
 // up at.
-func (n *Node) EPMDPort() int { return n.epmdPort }
+func (n *Node) EPMDPort() int {
+	if n == nil {
+		return 0
+	}
+	return n.epmdPort
+}
 
 // EPMDRegistered reports whether the node holds an EPMD registration now
 // (always false with EPMDNone).
@@ -460,10 +479,11 @@ func (n *Node) Connect(ctx context.Context, peer string) error {
 	}
 	a := n.pending[peer]
 	if a == nil {
-		a = &attempt{done: make(chan struct{}), outbound: true}
+		dctx, cancel := context.WithTimeout(n.ctx, n.opts.SetupTimeout)
+		a = &attempt{done: make(chan struct{}), outbound: true, abort: cancel}
 		n.pending[peer] = a
 		n.wg.Add(1)
-		go n.dial(a, peer)
+		go n.dial(dctx, a, peer)
 	}
 	n.mu.Unlock()
 	select {
@@ -515,10 +535,9 @@ func (n *Node) finishLocked(peer string, a *attempt, err error) {
 }
 
 // dial runs an outbound attempt: EPMD lookup, TCP dial, handshake.
-func (n *Node) dial(a *attempt, peer string) {
+func (n *Node) dial(ctx context.Context, a *attempt, peer string) {
 	defer n.wg.Done()
-	ctx, cancel := context.WithTimeout(n.ctx, n.opts.SetupTimeout)
-	defer cancel()
+	defer a.abort()
 	conn, err := n.dialPeer(ctx, peer)
 	var res *handshake.Result
 	if err == nil {
@@ -548,8 +567,13 @@ func (n *Node) dial(a *attempt, peer string) {
 	if n.ctx.Err() != nil {
 		err = errNodeStopped
 	}
-	n.log.Debug("connect failed", "peer", peer, "err", err)
-	n.emit(Event{Kind: EventHandshakeFailed, Peer: peer, Err: err})
+	n.mu.Lock()
+	yielded := a.yielded
+	n.mu.Unlock()
+	if !yielded { // a dial aborted for the peer's attempt did not fail
+		n.log.Debug("connect failed", "peer", peer, "err", err)
+		n.emit(Event{Kind: EventHandshakeFailed, Peer: peer, Err: err})
+	}
 	n.mu.Lock()
 	a.outbound = false
 	if !a.inbound {
@@ -670,7 +694,12 @@ func (n *Node) decide(peer string) (handshake.Status, *attempt) {
 		// Simultaneous connect: the higher name wins; ours goes on.
 		return handshake.StatusNok, nil
 	case a.outbound:
+		// ok_simultaneous: as in BEAM, our own dial is dropped. Left
+		// running, it would reach the peer after the peer's link is up, get
+		// "alive", and replace that fresh link (losing what was sent on it).
 		a.inbound = true
+		a.yielded = true
+		a.abort()
 		return handshake.StatusOKSimultaneous, a
 	default:
 		a.inbound = true
@@ -725,7 +754,7 @@ func (n *Node) link(peer string) *link {
 // row, so a silent peer is gone within TickTime.
 func (n *Node) tickLoop() {
 	defer n.wg.Done()
-	t := time.NewTicker(n.opts.TickTime / 4)
+	t := time.NewTicker(max(n.opts.TickTime/4, time.Millisecond)) // NewTicker panics on 0
 	defer t.Stop()
 	var ls []*link
 	for {
