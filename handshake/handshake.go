@@ -73,9 +73,10 @@ type Peer struct {
 
 // Result is a completed handshake.
 type Result struct {
-	Peer  Peer
-	Flags Flags  // negotiated: ours AND the peer's
-	Name  string // this node's name; differs from Config.Name only after "named:"
+	Peer     Peer
+	Flags    Flags  // negotiated: ours AND the peer's
+	Name     string // this node's name; differs from Config.Name only after "named:"
+	Creation uint32 // this node's creation; differs from Config.Creation only after "named:"
 }
 
 // Decide is the acceptor's callback: given the peer's name message it
@@ -267,7 +268,7 @@ func Initiate(ctx context.Context, conn net.Conn, cfg *Config, peer string) (res
 	if err := cfg.validate(s.step); err != nil {
 		return nil, err
 	}
-	res = &Result{Name: cfg.Name}
+	res = &Result{Name: cfg.Name, Creation: cfg.Creation}
 
 	s.begin('N')
 	s.outbuf = binary.BigEndian.AppendUint64(s.outbuf, uint64(s.flags))
@@ -288,6 +289,9 @@ func Initiate(ctx context.Context, conn net.Conn, cfg *Config, peer string) (res
 	}
 	st := string(f[1:])
 	switch {
+	case s.flags&FlagNameMe != 0 && (st == string(StatusOK) || st == string(StatusOKSimultaneous) || st == string(StatusAlive)):
+		// We have no name of our own to go on with.
+		return nil, s.protocol("asked for a dynamic name (NAME_ME) but got status %q", st)
 	case st == string(StatusOK), st == string(StatusOKSimultaneous):
 	case st == string(StatusNok):
 		return nil, &Error{Step: s.step, Kind: ErrSimultaneous, Peer: peer}
@@ -312,6 +316,8 @@ func Initiate(ctx context.Context, conn net.Conn, cfg *Config, peer string) (res
 		if err := ValidateNodeName(res.Name); err != nil {
 			return nil, s.protocol("named: %v", err)
 		}
+		// The acceptor also assigns our creation.
+		res.Creation = binary.BigEndian.Uint32(b[2+n:])
 	default:
 		return nil, s.protocol("unknown status %q", truncate(st))
 	}
@@ -374,8 +380,9 @@ func Initiate(ctx context.Context, conn net.Conn, cfg *Config, peer string) (res
 	s.step = StepRecvChallengeAck
 	f, err = s.readFrame()
 	if err != nil {
-		if errors.Is(err, ErrClosed) {
+		if errors.Is(err, ErrClosed) && !errors.Is(err, io.ErrUnexpectedEOF) {
 			// A BEAM acceptor closes without a word on a wrong digest.
+			// (A frame cut short is a truncated frame, not that.)
 			return nil, &Error{Step: s.step, Kind: ErrAuth, Peer: peer, Cause: err.(*Error).Cause,
 				Info: "the peer closed the connection after our challenge reply (cookie mismatch)"}
 		}
@@ -401,7 +408,7 @@ func Accept(ctx context.Context, conn net.Conn, cfg *Config, decide Decide) (res
 	if err := cfg.validate(s.step); err != nil {
 		return nil, err
 	}
-	res = &Result{Name: cfg.Name}
+	res = &Result{Name: cfg.Name, Creation: cfg.Creation}
 
 	f, err := s.readFrame()
 	if err != nil {
@@ -442,11 +449,17 @@ func Accept(ctx context.Context, conn net.Conn, cfg *Config, decide Decide) (res
 		if host == "" || strings.ContainsRune(host, '@') {
 			return nil, s.protocol("NAME_ME with a bad host %q", truncate(name))
 		}
-		var b [6]byte
+		var b [10]byte
 		if _, err := io.ReadFull(randReader(cfg.Rand), b[:]); err != nil {
 			return nil, errorf(s.step, ErrConfig, err, "no random name")
 		}
-		name = "gen" + hex.EncodeToString(b[:]) + "@" + host
+		name = "gen" + hex.EncodeToString(b[:6]) + "@" + host
+		// The peer's creation is ours to assign too (erl_dist_protocol,
+		// "named:"); it has none yet and may well have sent 0.
+		res.Peer.Creation = binary.BigEndian.Uint32(b[6:])
+		if res.Peer.Creation == 0 {
+			res.Peer.Creation = 1
+		}
 		named = true
 	}
 	if err := ValidateNodeName(name); err != nil {
@@ -524,24 +537,24 @@ func Accept(ctx context.Context, conn net.Conn, cfg *Config, decide Decide) (res
 		return nil, err
 	}
 
-	if f, err = s.readFrame(); err != nil {
-		return nil, err
-	}
 	if res.Peer.Version == 5 && res.Peer.Flags&FlagHandshake23 != 0 {
 		s.step = StepRecvComplement
+		if f, err = s.readFrame(); err != nil {
+			return nil, err
+		}
 		if f[0] != 'c' || len(f) != 9 {
 			return nil, s.protocol("expected complement 'c' of 9 bytes")
 		}
 		res.Peer.Flags |= Flags(binary.BigEndian.Uint32(f[1:5])) << 32
 		res.Peer.Flags = res.Peer.Flags.expand()
 		res.Peer.Creation = binary.BigEndian.Uint32(f[5:9])
-		if f, err = s.readFrame(); err != nil {
-			return nil, err
-		}
 	}
 	res.Flags = s.flags & res.Peer.Flags
 
 	s.step = StepRecvChallengeReply
+	if f, err = s.readFrame(); err != nil {
+		return nil, err
+	}
 	if f[0] != 'r' || len(f) != 21 {
 		return nil, s.protocol("expected challenge reply 'r' of 21 bytes")
 	}
