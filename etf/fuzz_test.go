@@ -1,0 +1,54 @@
+package etf_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/distribute-go/distribute/etf"
+)
+
+// FuzzDecode: decoding never panics and fails only with a *DecodeError; whatever decodes re-encodes
+// and decodes again to an equal term, and the re-encoding is stable.
+func FuzzDecode(f *testing.F) {
+	for _, v := range loadVectors(f) { // OTP 25 captures: is_auth $gen_call, {Ref, yes}, [alias|Ref], ...
+		f.Add(v.Canon)
+		for _, alt := range v.Alts {
+			f.Add(alt)
+		}
+	}
+	f.Add([]byte{131, 108, 0, 0, 0, 1, 97, 1, 108, 0, 0, 0, 1, 97, 2, 107, 0, 1, 3})
+	f.Add([]byte{131, 108, 0, 0, 0, 0, 119, 1, 'x'})
+	f.Add([]byte{131, 77, 0, 0, 0, 1, 3, 0xFF})
+	f.Add([]byte{131, 99, '1', '.', '5', 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		checkDecode(t, b, etf.Decode, etf.Append)
+		checkDecode(t, b, etf.DecodeTerm, etf.AppendTerm)
+	})
+}
+
+func checkDecode(t *testing.T, b []byte,
+	decode func([]byte) (etf.Term, int, error), encode func([]byte, etf.Term) ([]byte, error)) {
+	term, n, err := decode(b)
+	if err != nil {
+		var de *etf.DecodeError
+		require.ErrorAs(t, err, &de)
+		require.True(t, errors.Is(err, etf.ErrTruncated) || errors.Is(err, etf.ErrInvalid) ||
+			errors.Is(err, etf.ErrUnknownTag) || errors.Is(err, etf.ErrTooDeep), "sentinel: %v", err)
+		require.GreaterOrEqual(t, de.Offset, 0)
+		require.LessOrEqual(t, de.Offset, len(b))
+		return
+	}
+	require.Positive(t, n)
+	require.LessOrEqual(t, n, len(b))
+	enc, err := encode(nil, term)
+	require.NoError(t, err, "re-encoding %#v", term)
+	again, n2, err := decode(enc)
+	require.NoError(t, err)
+	require.Equal(t, len(enc), n2)
+	require.Equal(t, term, again)
+	enc2, err := encode(nil, again)
+	require.NoError(t, err)
+	require.Equal(t, enc, enc2)
+}
