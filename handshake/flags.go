@@ -56,12 +56,13 @@ const Mandatory26 Flags = Mandatory25 | FlagUnlinkID | FlagV4NC
 // DefaultFlags is what a node built on this package advertises: every flag
 // OTP 26+ requires, the digest bit, and only the optional capabilities the
 // node package really implements (monitors of its processes and registered
-// names, small atom tags, SEND_SENDER, aliases). It is hidden: no
-// FlagPublished. No atom cache and no fragments: every frame is a plain
-// 'p' frame.
+// names, small atom tags, SEND_SENDER, aliases, and fragments: it reads
+// distribution header frames 131 68/69/70 and reassembles fragmented
+// messages). It is hidden: no FlagPublished. No atom cache: headers carry
+// no atom cache references.
 const DefaultFlags Flags = Mandatory26 | FlagMandatory25Digest |
 	FlagDistMonitor | FlagDistMonitorName | FlagSmallAtomTags |
-	FlagSendSender | FlagAlias
+	FlagSendSender | FlagAlias | FlagFragments
 
 // RequiredFlags is what this package demands of a peer by default: the
 // encodings the node package writes without fallbacks (extended pids and

@@ -493,7 +493,7 @@ func Accept(ctx context.Context, conn net.Conn, cfg *Config, decide Decide) (res
 		}
 	case st == StatusNok:
 		_ = s.sendStatus(string(st))
-		return nil, &Error{Step: s.step, Kind: ErrSimultaneous, Peer: name, Info: "our own attempt wins"}
+		return nil, &Error{Step: s.step, Kind: ErrSimultaneous, Peer: name, Info: "refused: another connection with this peer is being set up here"}
 	case st == StatusNotAllowed:
 		_ = s.sendStatus(string(st))
 		return nil, &Error{Step: s.step, Kind: ErrNotAllowed, Peer: name, Info: "refused by this node"}

@@ -21,9 +21,12 @@ func TestDefaultFlagsOTP26(t *testing.T) {
 	assert.Equal(t, Flags(0x4_0307_0F94), Mandatory26)
 	assert.True(t, DefaultFlags.Has(0x4_0307_0F94), "DefaultFlags %v lacks OTP 26 mandatory flags", DefaultFlags)
 	assert.True(t, DefaultFlags.Has(0x4000000), "DefaultFlags lacks MANDATORY_25_DIGEST")
-	for _, f := range []Flags{FlagPublished, FlagAtomCache, FlagDistHdrAtomCache, FlagFragments, FlagSpawn, FlagNameMe} {
+	for _, f := range []Flags{FlagPublished, FlagAtomCache, FlagDistHdrAtomCache, FlagSpawn, FlagNameMe} {
 		assert.False(t, DefaultFlags.Has(f), "DefaultFlags must not contain %v", f)
 	}
+	// The node reads header frames and reassembles fragments (ergo sends
+	// header frames whatever is negotiated).
+	assert.True(t, DefaultFlags.Has(FlagFragments), "DefaultFlags advertises FRAGMENTS")
 	assert.True(t, DefaultFlags.Has(RequiredFlags), "we must satisfy what we demand")
 	// The digest bit alone stands for all of OTP 25's mandatory flags.
 	assert.True(t, FlagMandatory25Digest.expand().Has(Mandatory25))
@@ -62,7 +65,7 @@ func TestDigestMatchesErl(t *testing.T) {
 
 func TestHandshakeSuccess(t *testing.T) {
 	aFlags := DefaultFlags
-	bFlags := (DefaultFlags | FlagPublished | FlagFragments) &^ (FlagAlias | FlagSendSender)
+	bFlags := (DefaultFlags | FlagPublished | FlagAtomCache) &^ (FlagAlias | FlagSendSender)
 	want := DefaultFlags &^ (FlagAlias | FlagSendSender)
 	for _, transport := range []string{"pipe", "tcp"} {
 		for _, dir := range []string{"a->b", "b->a"} {

@@ -67,10 +67,13 @@ var (
 // link is one established distribution connection. It owns a reader and a
 // writer goroutine; the node's tick loop calls tick.
 type link struct {
-	n     *Node
-	conn  net.Conn
-	peer  string
-	flags handshake.Flags
+	n       *Node
+	conn    net.Conn
+	peer    string
+	flags   handshake.Flags
+	headers bool // FRAGMENTS negotiated: we send "131 68 0" frames
+
+	frags map[uint64]*fragSeq // reassembly of fragmented messages (reader only)
 
 	read   atomic.Bool // something was read since the last tick check
 	wrote  atomic.Bool // something was written since the last tick check
@@ -92,13 +95,14 @@ type link struct {
 
 func newLink(n *Node, conn net.Conn, res *handshake.Result) *link {
 	return &link{
-		n:     n,
-		conn:  conn,
-		peer:  res.Peer.Name,
-		flags: res.Flags,
-		wake:  make(chan struct{}, 1),
-		calls: map[etf.Ref]chan etf.Term{},
-		done:  make(chan struct{}),
+		n:       n,
+		conn:    conn,
+		peer:    res.Peer.Name,
+		flags:   res.Flags,
+		headers: res.Flags&handshake.FlagFragments != 0,
+		wake:    make(chan struct{}, 1),
+		calls:   map[etf.Ref]chan etf.Term{},
+		done:    make(chan struct{}),
 	}
 }
 
@@ -165,14 +169,23 @@ func (l *link) enqueue(fill func([]byte) ([]byte, error)) error {
 	return nil
 }
 
-// send queues a 'p' frame with a control term and an optional message.
+// send queues a frame with a control term and an optional message: a
+// pass-through 'p' frame, or, when FRAGMENTS was negotiated, a normal
+// distribution header "131 68 0" (no atom cache references) followed by the
+// terms without version bytes. Our messages are small; we never fragment.
 func (l *link) send(ctrl etf.Term, msg etf.Term) error {
 	return l.enqueue(func(b []byte) ([]byte, error) {
 		start := len(b)
-		b = append(b, 0, 0, 0, 0, 'p')
-		b, err := etf.Append(b, ctrl)
+		appendFn := etf.Append
+		if l.headers {
+			b = append(b, 0, 0, 0, 0, etf.VersionTag, distHeader, 0)
+			appendFn = etf.AppendTerm
+		} else {
+			b = append(b, 0, 0, 0, 0, 'p')
+		}
+		b, err := appendFn(b, ctrl)
 		if err == nil && msg != nil {
-			b, err = etf.Append(b, msg)
+			b, err = appendFn(b, msg)
 		}
 		if err != nil {
 			return nil, err
@@ -190,28 +203,27 @@ func (l *link) writeLoop() {
 		case <-l.done:
 			return
 		}
+		// Swap the queue for the spare buffer; the writer owns buf until
+		// it hands it back as the next spare, so the two never alias.
 		l.wmu.Lock()
 		buf := l.wbuf
-		l.wbuf = l.spare[:0]
+		l.wbuf, l.spare = l.spare[:0], nil
 		l.wmu.Unlock()
-		if len(buf) == 0 {
-			continue
+		if len(buf) > 0 {
+			// A peer that does not take our bytes within the tick time is
+			// as dead as a silent one.
+			_ = l.conn.SetWriteDeadline(time.Now().Add(l.n.opts.TickTime))
+			if _, err := l.conn.Write(buf); err != nil {
+				l.close(fmt.Errorf("write: %w", err))
+				return
+			}
+			l.wrote.Store(true)
 		}
-		// A peer that does not take our bytes within the tick time is as
-		// dead as a silent one.
-		_ = l.conn.SetWriteDeadline(time.Now().Add(l.n.opts.TickTime))
-		if _, err := l.conn.Write(buf); err != nil {
-			l.close(fmt.Errorf("write: %w", err))
-			return
-		}
-		l.wrote.Store(true)
-		l.wmu.Lock()
 		if cap(buf) <= 1<<20 {
+			l.wmu.Lock()
 			l.spare = buf[:0]
-		} else {
-			l.spare = nil
+			l.wmu.Unlock()
 		}
-		l.wmu.Unlock()
 	}
 }
 
@@ -260,16 +272,43 @@ func readErr(err error) error {
 	return fmt.Errorf("read: %w", err)
 }
 
-// handle processes one non-tick frame. An error drops the link.
+// handle processes one non-tick frame: a pass-through 'p' frame (terms
+// with version bytes), or a distribution header frame "131 68", "131 69"
+// (first fragment) or "131 70" (next fragment), whose terms have no
+// version bytes. Peers such as ergo send header frames whatever was
+// negotiated, so all forms are read. An error drops the link.
 func (l *link) handle(b []byte) error {
-	if b[0] != 'p' {
-		return fmt.Errorf("unexpected frame tag %d (atom cache and fragments were not negotiated)", b[0])
+	if b[0] == 'p' {
+		return l.dispatch(b[1:], etf.Decode)
 	}
-	ct, n, err := etf.Decode(b[1:])
+	if b[0] != etf.VersionTag || len(b) < 2 {
+		return fmt.Errorf("unexpected frame tag %d", b[0])
+	}
+	switch b[1] {
+	case distHeader:
+		body, err := skipAtomCache(b[2:])
+		if err != nil {
+			return err
+		}
+		return l.dispatch(body, etf.DecodeTerm)
+	case distFragHeader, distFragCont:
+		whole, err := l.reassemble(b)
+		if err != nil || whole == nil {
+			return err
+		}
+		return l.dispatch(whole, etf.DecodeTerm)
+	}
+	return fmt.Errorf("unknown distribution header %d", b[1])
+}
+
+// dispatch decodes a control message (and its message, lazily) and acts
+// on it.
+func (l *link) dispatch(b []byte, decode func([]byte) (etf.Term, int, error)) error {
+	ct, n, err := decode(b)
 	if err != nil {
 		return fmt.Errorf("control message: %w", err)
 	}
-	rest := b[1+n:]
+	rest := b[n:]
 	ctrl, ok := ct.(etf.Tuple)
 	if !ok || len(ctrl) == 0 {
 		return fmt.Errorf("control message is not a tuple: %T", ct)
@@ -285,7 +324,7 @@ func (l *link) handle(b []byte) error {
 		if len(rest) == 0 {
 			return nil, errors.New("missing message term")
 		}
-		t, _, err := etf.Decode(rest)
+		t, _, err := decode(rest)
 		return t, err
 	}
 	switch op {

@@ -719,16 +719,21 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, inbound bool) bool 
 	}
 	old := n.links[peer]
 	n.links[peer] = l
-	if a := n.pending[peer]; a != nil {
-		n.finishLocked(peer, a, nil)
-	}
 	n.mu.Unlock()
 	if old != nil {
 		old.close(errors.New("replaced by a new connection"))
 	}
 	l.start()
-	n.log.Debug("link up", "peer", peer, "inbound", inbound, "flags", res.Flags.String())
+	n.log.Debug("link up", "peer", peer, "inbound", inbound, "negotiated_flags", res.Flags.String(),
+		"peer_flags", res.Peer.Flags.String())
 	n.emit(Event{Kind: EventHandshakeOK, Peer: peer, Inbound: inbound})
+	// Only now wake the Connect calls waiting for this link, so what they
+	// observe (logs, events, metrics) already includes it.
+	n.mu.Lock()
+	if a := n.pending[peer]; a != nil {
+		n.finishLocked(peer, a, nil)
+	}
+	n.mu.Unlock()
 	return true
 }
 
