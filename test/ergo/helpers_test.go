@@ -34,7 +34,6 @@ const testCookie = "ergo-interop-cookie-5d1e"
 // fullName returns a unique long node name on 127.0.0.1.
 func fullName(prefix string) string { return erltest.UniqueName(prefix) + "@" + host }
 
-
 // syncBuf is a bytes.Buffer safe for concurrent writers (slog handlers).
 type syncBuf struct {
 	mu sync.Mutex
