@@ -73,15 +73,19 @@ func (l *link) reassemble(b []byte) ([]byte, error) {
 	if id != f.next {
 		return nil, fmt.Errorf("fragment %d of sequence %d out of order (want %d)", id, seq, f.next)
 	}
-	if len(f.data)+len(body) > l.n.opts.MaxMessageSize {
-		return nil, fmt.Errorf("fragmented message exceeds the %d-byte limit", l.n.opts.MaxMessageSize)
+	// All partial messages of a link together stay under the message
+	// size limit, so a peer cannot hold more than that in our memory.
+	if l.fragBytes+len(body) > l.n.opts.MaxMessageSize {
+		return nil, fmt.Errorf("fragmented messages exceed the %d-byte limit", l.n.opts.MaxMessageSize)
 	}
 	// Copy: the frame buffer is reused for the next frame.
 	f.data = append(f.data, body...)
+	l.fragBytes += len(body)
 	f.next--
 	if f.next > 0 {
 		return nil, nil
 	}
 	delete(l.frags, seq)
+	l.fragBytes -= len(f.data)
 	return f.data, nil
 }

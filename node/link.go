@@ -73,11 +73,15 @@ type link struct {
 	flags   handshake.Flags
 	headers bool // FRAGMENTS negotiated: we send "131 68 0" frames
 
-	frags map[uint64]*fragSeq // reassembly of fragmented messages (reader only)
+	frags     map[uint64]*fragSeq // reassembly of fragmented messages (reader only)
+	fragBytes int                 // bytes held in frags
 
-	read   atomic.Bool // something was read since the last tick check
-	wrote  atomic.Bool // something was written since the last tick check
-	silent int         // tick intervals without reads (tick loop only)
+	read    atomic.Bool  // something was read since the last tick check
+	written atomic.Int64 // bytes written so far
+	// Tick loop only:
+	silent      int   // tick intervals without reads
+	lastWritten int64 // written at the last check
+	tickBytes   int64 // bytes of the tick queued at the last check
 
 	wmu    sync.Mutex
 	wbuf   []byte
@@ -136,9 +140,18 @@ func (l *link) tick() {
 			return
 		}
 	}
-	if !l.wrote.Swap(false) {
-		l.enqueue(func(b []byte) ([]byte, error) { return append(b, 0, 0, 0, 0), nil })
+	// Tick when nothing but our own last tick was written since the last
+	// check, so an idle link ticks every TickTime/4 like BEAM (a tick must
+	// not count as the traffic that makes the next tick unnecessary).
+	w := l.written.Load()
+	if w-l.lastWritten <= l.tickBytes {
+		if l.enqueue(func(b []byte) ([]byte, error) { return append(b, 0, 0, 0, 0), nil }) == nil {
+			l.tickBytes = 4
+		}
+	} else {
+		l.tickBytes = 0
 	}
+	l.lastWritten = w
 }
 
 // enqueue appends one frame built by fill to the write queue.
@@ -217,7 +230,7 @@ func (l *link) writeLoop() {
 				l.close(fmt.Errorf("write: %w", err))
 				return
 			}
-			l.wrote.Store(true)
+			l.written.Add(int64(len(buf)))
 		}
 		if cap(buf) <= 1<<20 {
 			l.wmu.Lock()

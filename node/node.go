@@ -88,6 +88,9 @@ type Options struct {
 	// MaxMessageSize bounds one incoming distribution frame; a larger one
 	// drops the link. 0 means 64 MiB.
 	MaxMessageSize int
+	// Resolver looks up peer hosts (for the EPMD query and the dial); nil
+	// means net.DefaultResolver.
+	Resolver *net.Resolver
 	// Logger receives the node's logs; nil means silent.
 	Logger *slog.Logger
 	// OnEvent, if set, is called (synchronously, keep it quick) for each
@@ -586,14 +589,14 @@ func (n *Node) dialPeer(ctx context.Context, peer string) (net.Conn, error) {
 	alive, host := splitName(peer)
 	port := n.opts.ListenPort
 	if n.opts.EPMD != EPMDNone {
-		c := epmd.Client{Port: n.epmdPort}
+		c := epmd.Client{Port: n.epmdPort, Dialer: &net.Dialer{Resolver: n.opts.Resolver}}
 		info, err := c.PortPlease(ctx, host, alive)
 		if err != nil {
 			return nil, err
 		}
 		port = info.Port
 	}
-	var d net.Dialer
+	d := net.Dialer{Resolver: n.opts.Resolver}
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
 		return nil, err
