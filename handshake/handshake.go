@@ -48,6 +48,11 @@ type Config struct {
 	Creation uint32        // this node's creation (from EPMD), never 0
 	Timeout  time.Duration // bound on the whole handshake; 0 means DefaultTimeout
 	Rand     io.Reader     // challenge source; nil means crypto/rand
+	// StillWanted, if set, answers the acceptor's "alive" status during
+	// Initiate: true goes on (the peer drops its old connection), false
+	// ends the attempt with ErrAlreadyConnected. nil means always true.
+	// A node answers whether this attempt is still its pending one.
+	StillWanted func(peer string) bool
 }
 
 // Status is the acceptor's answer to a name message.
@@ -299,7 +304,12 @@ func Initiate(ctx context.Context, conn net.Conn, cfg *Config, peer string) (res
 		return nil, &Error{Step: s.step, Kind: ErrNotAllowed, Peer: peer, Info: "the peer refused this node"}
 	case st == string(StatusAlive):
 		// The peer believes a connection from us is up. We are dialling,
-		// so ours is gone: tell it to replace it.
+		// so ours is gone: tell it to replace it, unless the caller no
+		// longer wants this attempt.
+		if cfg.StillWanted != nil && !cfg.StillWanted(peer) {
+			_ = s.sendStatus("false")
+			return nil, &Error{Step: s.step, Kind: ErrAlreadyConnected, Peer: peer, Info: "answered alive with false"}
+		}
 		if err := s.sendStatus("true"); err != nil {
 			return nil, err
 		}

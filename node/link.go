@@ -93,6 +93,7 @@ type link struct {
 	calls map[etf.Ref]chan etf.Term
 
 	done      chan struct{}
+	announced chan struct{} // closed once EventHandshakeOK was emitted
 	closeOnce sync.Once
 	reason    error
 }
@@ -107,6 +108,8 @@ func newLink(n *Node, conn net.Conn, res *handshake.Result) *link {
 		wake:    make(chan struct{}, 1),
 		calls:   map[etf.Ref]chan etf.Term{},
 		done:    make(chan struct{}),
+
+		announced: make(chan struct{}),
 	}
 }
 
@@ -125,6 +128,9 @@ func (l *link) close(reason error) {
 		l.wmu.Unlock()
 		_ = l.conn.Close()
 		close(l.done)
+		// Report the end only after the start: an OnEvent consumer
+		// never sees a link go down before it came up.
+		<-l.announced
 		l.n.removeLink(l, reason)
 	})
 }

@@ -173,7 +173,8 @@ type attempt struct {
 	// abort cancels our dial. decide calls it when it answers
 	// ok_simultaneous: the peer's attempt carries this one from then on.
 	abort   context.CancelFunc
-	yielded bool // abort was called for that reason
+	yielded bool     // abort was called for that reason
+	conn    net.Conn // our dial's connection once it is up (under n.mu)
 }
 
 var (
@@ -286,11 +287,12 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 	}
 	n.pid = etf.Pid{Node: etf.Atom(name), ID: 1, Serial: 0, Creation: n.creation}
 	n.hs = handshake.Config{
-		Name:     name,
-		Cookie:   cookie,
-		Flags:    handshake.DefaultFlags,
-		Creation: n.creation,
-		Timeout:  o.SetupTimeout,
+		Name:        name,
+		Cookie:      cookie,
+		Flags:       handshake.DefaultFlags,
+		Creation:    n.creation,
+		Timeout:     o.SetupTimeout,
+		StillWanted: n.stillDialing,
 	}
 	n.wg.Add(2)
 	go n.acceptLoop()
@@ -361,7 +363,10 @@ func (n *Node) Stop() error {
 	return err
 }
 
-var errNodeStopped = errors.New("node stopped")
+var (
+	errNodeStopped = errors.New("node stopped")
+	errYielded     = errors.New("yielded to the peer's simultaneous connection")
+)
 
 // Self returns the node's name, or "nonode@nohost" for a nil node.
 func (n *Node) Self() string {
@@ -542,15 +547,29 @@ func (n *Node) dial(ctx context.Context, a *attempt, peer string) {
 	defer n.wg.Done()
 	defer a.abort()
 	conn, err := n.dialPeer(ctx, peer)
+	if err == nil {
+		// Publish the connection so that decide can close it at once when
+		// this attempt yields to the peer's.
+		n.mu.Lock()
+		if a.yielded {
+			err = errYielded
+		} else {
+			a.conn = conn
+		}
+		n.mu.Unlock()
+	}
 	var res *handshake.Result
 	if err == nil {
 		res, err = handshake.Initiate(ctx, conn, &n.hs, peer)
 	}
 	if err == nil {
-		if n.addLink(conn, res, false) {
+		if n.addLink(conn, res, a, false) {
 			return
 		}
 		err = errNodeStopped
+		if n.ctx.Err() == nil {
+			err = errYielded
+		}
 	}
 	if conn != nil {
 		_ = conn.Close()
@@ -652,7 +671,7 @@ func (n *Node) accept(conn net.Conn) {
 		return st
 	})
 	if err == nil {
-		if n.addLink(conn, res, true) {
+		if n.addLink(conn, res, nil, true) {
 			return
 		}
 		err = errNodeStopped
@@ -700,9 +719,14 @@ func (n *Node) decide(peer string) (handshake.Status, *attempt) {
 		// ok_simultaneous: as in BEAM, our own dial is dropped. Left
 		// running, it would reach the peer after the peer's link is up, get
 		// "alive", and replace that fresh link (losing what was sent on it).
+		// The dial's connection is closed here, synchronously, so it
+		// cannot write another byte once the peer hears ok_simultaneous.
 		a.inbound = true
 		a.yielded = true
 		a.abort()
+		if a.conn != nil {
+			_ = a.conn.Close()
+		}
 		return handshake.StatusOKSimultaneous, a
 	default:
 		a.inbound = true
@@ -710,13 +734,25 @@ func (n *Node) decide(peer string) (handshake.Status, *attempt) {
 	}
 }
 
+// stillDialing answers a peer's "alive" status during our dial: go on
+// only while our attempt is still the pending one for that peer (BEAM's
+// is_pending), not after it yielded to the peer's own attempt.
+func (n *Node) stillDialing(peer string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	a := n.pending[peer]
+	return a != nil && a.outbound && !a.yielded
+}
+
 // addLink installs a link for a finished handshake; false if the node is
 // stopping.
-func (n *Node) addLink(conn net.Conn, res *handshake.Result, inbound bool) bool {
+// out is the outbound attempt the handshake belongs to (nil for inbound):
+// one that yielded to the peer's attempt meanwhile installs nothing.
+func (n *Node) addLink(conn net.Conn, res *handshake.Result, out *attempt, inbound bool) bool {
 	peer := res.Peer.Name
 	l := newLink(n, conn, res)
 	n.mu.Lock()
-	if n.stopped {
+	if n.stopped || (out != nil && out.yielded) {
 		n.mu.Unlock()
 		return false
 	}
@@ -730,6 +766,7 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, inbound bool) bool 
 	n.log.Debug("link up", "peer", peer, "inbound", inbound, "negotiated_flags", res.Flags.String(),
 		"peer_flags", res.Peer.Flags.String())
 	n.emit(Event{Kind: EventHandshakeOK, Peer: peer, Inbound: inbound})
+	close(l.announced) // from now on the link may report its own end
 	// Only now wake the Connect calls waiting for this link, so what they
 	// observe (logs, events, metrics) already includes it.
 	n.mu.Lock()

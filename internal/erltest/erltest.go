@@ -1,4 +1,6 @@
-// Package erltest starts real Erlang/OTP programs (epmd, erl) for cross-process tests and cleans them up.
+// Package erltest starts real Erlang/OTP programs (epmd, erl, elixir) for cross-process tests and cleans
+// them up. A long-running erl node started with ErlOptions.Control can be driven from the test with
+// Process.Eval, which sends it Erlang expressions on its standard input.
 //
 // Every process runs in its own process group; t.Cleanup kills the whole group, also when the test fails,
 // so helpers such as erl_child_setup and inet_gethost go with it. Nodes never start an epmd of their own
@@ -14,6 +16,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -32,6 +35,7 @@ const (
 	killTimeout         = 10 * time.Second
 	maxCapture          = 4 << 20 // bytes of stdout (and of stderr) kept per process
 	readyMarker         = "ERLTEST-READY"
+	resultMarker        = "ERLTEST-RESULT-"
 )
 
 var (
@@ -145,6 +149,10 @@ type Process struct {
 	done   chan struct{}
 	err    error // from Wait, set before done is closed
 	once   sync.Once
+
+	stdin  io.WriteCloser // the control pipe of a node started with ErlOptions.Control
+	evalMu sync.Mutex     // one Eval at a time
+	evalN  int            // Evals sent so far
 }
 
 // Pid returns the process id, which is also the process group id.
@@ -209,9 +217,63 @@ func (p *Process) redact(s string) string {
 	return strings.ReplaceAll(s, p.secret, "<redacted>")
 }
 
+// WaitLine waits up to timeout for a complete line of standard output that starts with prefix and
+// returns it without its newline (secrets redacted). The first such line counts, however old.
+func (p *Process) WaitLine(prefix string, timeout time.Duration) (string, error) {
+	line, err := p.stdout.waitLine(prefix, p.done, timeout)
+	return p.redact(line), err
+}
+
+// EvalError is an exception raised by an expression given to Process.Eval.
+type EvalError struct {
+	Expr      string // the expression
+	Exception string // Class:Reason, as erl prints it
+}
+
+func (e *EvalError) Error() string { return "erltest: " + e.Expr + " raised " + e.Exception }
+
+// Eval evaluates expr (Erlang expressions separated by commas, on one line; a final '.' is optional)
+// on a node started with ErlOptions.Control, and returns the value printed on one line with ~0tp
+// (secrets redacted). An exception in expr is an *EvalError; the node not answering within timeout or
+// exiting are errors too. Eval may be called from any goroutine; calls run one at a time, in the erl
+// process that ran -eval, so an expression that blocks holds up later ones.
+func (p *Process) Eval(expr string, timeout time.Duration) (string, error) {
+	if p.stdin == nil {
+		return "", errors.New("erltest: Eval needs a node started with ErlOptions.Control")
+	}
+	expr = strings.TrimSuffix(strings.TrimSpace(strings.ReplaceAll(expr, "\n", " ")), ".")
+	p.evalMu.Lock()
+	defer p.evalMu.Unlock()
+	p.evalN++
+	prefix := resultMarker + strconv.Itoa(p.evalN) + " "
+	if _, err := io.WriteString(p.stdin, expr+".\n"); err != nil {
+		return "", fmt.Errorf("erltest: sending %s: %w", p.redact(expr), err)
+	}
+	line, err := p.stdout.waitLine(prefix, p.done, timeout)
+	if err != nil {
+		return "", fmt.Errorf("erltest: evaluating %s: %w", p.redact(expr), err)
+	}
+	res := p.redact(strings.TrimPrefix(line, prefix))
+	if v, ok := strings.CutPrefix(res, "ok "); ok {
+		return v, nil
+	}
+	return "", &EvalError{Expr: p.redact(expr), Exception: strings.TrimPrefix(res, "error ")}
+}
+
+// controlLoop is the -eval of a node started with ErlOptions.Control: it reads one expression
+// sequence per line from standard input, evaluates it and prints the numbered result on one line.
+// It halts the node when standard input closes.
+const controlLoop = `(fun Loop(N) -> case io:get_line("") of eof -> erlang:halt(0); {error, _} -> erlang:halt(0); ` +
+	`Line -> R = try {ok, Toks, _} = erl_scan:string(Line), {ok, Exprs} = erl_parse:parse_exprs(Toks), ` +
+	`{value, V, _} = erl_eval:exprs(Exprs, []), {ok, V} catch C:E -> {error, {C, E}} end, ` +
+	`case R of {ok, Val} -> io:format("` + resultMarker + `~b ok ~0tp~n", [N, Val]); ` +
+	`{error, {Cl, Er}} -> io:format("` + resultMarker + `~b error ~0tp:~0tp~n", [N, Cl, Er]) end, ` +
+	`Loop(N + 1) end end)(1)`
+
 // start runs path with args in its own process group, with env added to this process's environment.
-// secret (a cookie) is redacted from every message.
-func start(t testing.TB, path string, args, env []string, secret string) *Process {
+// secret (a cookie) is redacted from every message. With control, the process gets a pipe as its
+// standard input (kept in p.stdin); otherwise standard input is /dev/null.
+func start(t testing.TB, path string, args, env []string, secret string, control bool) *Process {
 	t.Helper()
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
@@ -220,6 +282,13 @@ func start(t testing.TB, path string, args, env []string, secret string) *Proces
 	p := &Process{t: t, cmd: cmd, stdout: newCapture(), stderr: newCapture(), secret: secret, done: make(chan struct{})}
 	p.desc = p.redact(strings.Join(append([]string{filepath.Base(path)}, args...), " "))
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
+	if control {
+		w, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatalf("erltest: stdin pipe for %s: %v", p.desc, err)
+		}
+		p.stdin = w
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("erltest: starting %s: %v", p.desc, err)
 	}
@@ -241,7 +310,7 @@ func StartEPMD(t testing.TB, port int) *Process {
 	}
 	ps := strconv.Itoa(port)
 	// -address 127.0.0.1: epmd always adds the loopback addresses, so it listens on 127.0.0.1 and ::1 only.
-	p := start(t, bin, []string{"-port", ps, "-address", "127.0.0.1"}, []string{"ERL_EPMD_PORT=" + ps}, "")
+	p := start(t, bin, []string{"-port", ps, "-address", "127.0.0.1"}, []string{"ERL_EPMD_PORT=" + ps}, "", false)
 	p.port = port
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -283,6 +352,9 @@ type ErlOptions struct {
 	Extra    []string      // more erl arguments, appended
 	Env      []string      // more environment variables, "KEY=value"
 	Timeout  time.Duration // bound for start-up (StartErl) or the whole run (ErlEval); 0 means 30 s
+	// Control (StartErl only) makes the node evaluate expressions that Process.Eval sends on its
+	// standard input. The control loop runs after Eval, so Eval must return.
+	Control bool
 }
 
 // FullName returns the node name StartErl will use for o.Name ("" stays "").
@@ -348,8 +420,11 @@ func StartErl(t testing.TB, opts ErlOptions) *Process {
 	if opts.Eval != "" {
 		args = append(args, "-eval", opts.Eval)
 	}
+	if opts.Control {
+		args = append(args, "-eval", controlLoop)
+	}
 	bin, _ := erlPath()
-	p := start(t, bin, args, env, opts.Cookie)
+	p := start(t, bin, args, env, opts.Cookie, opts.Control)
 	p.port = opts.EPMDPort
 	line, err := p.stdout.waitLine(readyMarker+" ", p.done, opts.timeout())
 	if err != nil {
@@ -371,7 +446,44 @@ func ErlEval(t testing.TB, opts ErlOptions, expr string) string {
 	args = append(args, "-eval", `try begin `+expr+` end of _ -> erlang:halt(0) catch C:R:S -> `+
 		`io:format(standard_error, "erltest: eval failed: ~p~n", [{C, R, S}]), erlang:halt(1) end`)
 	bin, _ := erlPath()
-	p := start(t, bin, args, env, opts.Cookie)
+	return wait(t, opts, start(t, bin, args, env, opts.Cookie, false))
+}
+
+// ElixirEval runs code (Elixir) with a one-shot `elixir -e` and returns its standard output, like
+// ErlEval: opts.Name "" means no distribution; otherwise the node runs with --sname (--name with
+// opts.LongNames) and --cookie, on opts.EPMDPort (0 starts a private epmd). opts.Eval and Control are
+// not used; TickTime and Extra reach erl through --erl, joined with spaces (so no argument may contain
+// one). The run is bounded by opts.Timeout; an exception, a non-zero exit or the timeout fail the test.
+func ElixirEval(t testing.TB, opts ErlOptions, code string) string {
+	t.Helper()
+	RequireElixir(t)
+	RequireErl(t)
+	erlArgs, env := opts.args(t, opts.Name != "")
+	var args []string
+	// Keep the node flags for elixir's own options; everything else goes to erl through --erl.
+	var rest []string
+	for i := 0; i < len(erlArgs); i++ {
+		switch erlArgs[i] {
+		case "-sname", "-name", "-setcookie":
+			flag := map[string]string{"-sname": "--sname", "-name": "--name", "-setcookie": "--cookie"}[erlArgs[i]]
+			args = append(args, flag, erlArgs[i+1])
+			i++
+		case "-noshell":
+		default:
+			rest = append(rest, erlArgs[i])
+		}
+	}
+	if len(rest) > 0 {
+		args = append(args, "--erl", strings.Join(rest, " "))
+	}
+	args = append(args, "-e", code)
+	bin, _ := elixirPath()
+	return wait(t, opts, start(t, bin, args, env, opts.Cookie, false))
+}
+
+// wait waits for a one-shot process started for ErlEval or ElixirEval and returns its output.
+func wait(t testing.TB, opts ErlOptions, p *Process) string {
+	t.Helper()
 	select {
 	case <-p.done:
 	case <-time.After(opts.timeout()):

@@ -97,3 +97,74 @@ func TestErlEvalLongNames(t *testing.T) {
 	out := ErlEval(t, ErlOptions{Name: UniqueName("eval"), LongNames: true}, `io:format("~s~n", [node()])`)
 	assert.Regexp(t, `^eval_\w+@127\.0\.0\.1\n$`, out)
 }
+
+func TestControlEvalAndWaitLine(t *testing.T) {
+	RequireErl(t)
+	cookie := "secret_" + UniqueName("c")
+	node := StartErl(t, ErlOptions{Cookie: cookie, Control: true,
+		Eval: `io:format("before-control~n")`})
+
+	v, err := node.Eval("1 + 1, [a, {b, \"xy\"}]", 10*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, `[a,{b,"xy"}]`, v)
+	v, err = node.Eval("node().", 10*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, node.Node(), v, "~p quotes atoms only when needed")
+	v, err = node.Eval("lists:seq(1, 60)", 10*time.Second)
+	require.NoError(t, err)
+	assert.NotContains(t, v, "\n", "one line")
+	assert.True(t, strings.HasSuffix(v, ",60]"), v)
+
+	v, err = node.Eval("erlang:get_cookie()", 10*time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, "<redacted>", v)
+
+	_, err = node.Eval("no_such_module:f()", 10*time.Second)
+	var ee *EvalError
+	require.ErrorAs(t, err, &ee)
+	assert.Equal(t, "error:undef", ee.Exception)
+
+	line, err := node.WaitLine("before-", time.Second)
+	require.NoError(t, err)
+	assert.Equal(t, "before-control", line)
+	_, err = node.WaitLine("never-printed", 100*time.Millisecond)
+	assert.Error(t, err)
+
+	// Evals from several goroutines get their own answers.
+	errs := make(chan error, 4)
+	for i := range 4 {
+		go func() {
+			v, err := node.Eval("timer:sleep(20), "+strconv.Itoa(i*i), 10*time.Second)
+			if err == nil && v != strconv.Itoa(i*i) {
+				err = errors.New("got " + v)
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		assert.NoError(t, <-errs)
+	}
+
+	node.Kill()
+	_, err = node.Eval("1", time.Second)
+	assert.Error(t, err, "a dead node answers nothing")
+
+	plain := StartErl(t, ErlOptions{})
+	_, err = plain.Eval("1", time.Second)
+	assert.Error(t, err, "no control pipe")
+}
+
+func TestElixirEval(t *testing.T) {
+	RequireElixir(t)
+	out := ElixirEval(t, ErlOptions{}, `IO.puts(Node.self())`)
+	assert.Equal(t, "nonode@nohost\n", out)
+
+	name := UniqueName("ex")
+	cookie := "secret_" + UniqueName("c")
+	out = ElixirEval(t, ErlOptions{Name: name, Cookie: cookie},
+		`IO.puts(Node.self()); IO.puts(Node.get_cookie() == :"`+cookie+`")`)
+	assert.Equal(t, name+"@localhost\ntrue\n", out)
+	out = ElixirEval(t, ErlOptions{Name: name, LongNames: true, TickTime: 7},
+		`IO.puts(Node.self()); IO.puts(:net_kernel.get_net_ticktime())`)
+	assert.Equal(t, name+"@127.0.0.1\n7\n", out)
+}

@@ -1,0 +1,138 @@
+package test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/node"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// slowLinkUpHandler is a Debug slog handler that stalls the "link up" record: node.addLink logs it
+// after the link's reader has started and before it reports EventHandshakeOK.
+type slowLinkUpHandler struct {
+	slog.Handler
+	stalled *atomic.Int32
+}
+
+func (h slowLinkUpHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "link up" {
+		h.stalled.Add(1)
+		time.Sleep(300 * time.Millisecond)
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h slowLinkUpHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return slowLinkUpHandler{h.Handler.WithAttrs(as), h.stalled}
+}
+
+func (h slowLinkUpHandler) WithGroup(n string) slog.Handler {
+	return slowLinkUpHandler{h.Handler.WithGroup(n), h.stalled}
+}
+
+// Regression test (fixed: a link reports its end only after its start was announced). The bug:
+// Options.OnEvent could report a link's EventLinkDown BEFORE its EventHandshakeOK. addLink starts
+// the link's reader, logs, and only then emits EventHandshakeOK; if the peer closes at once, the
+// reader's removeLink emits EventLinkDown first. A consumer that keeps per-peer state from events
+// (up on handshake_ok, down on link_down) is left believing a dead link is up. Here the "link up" log
+// call is stalled to make the window wide; without the stall the same inversion was seen under -race
+// in TestInteropSimultaneousConnectGoGo (round 33 of one run: link_down, then handshake_ok).
+func TestInteropBugEventOrderLinkDownBeforeHandshakeOK(t *testing.T) {
+	erltest.RequireEpmd(t)
+	ep := erltest.StartEPMD(t, 0)
+	cookie := newInteropCookie()
+	var stalled atomic.Int32
+	events := &interopEvents{}
+	aName := goName("a", false)
+	a, err := node.Start(ctxFor(t, 10*time.Second), aName, cookie, &node.Options{
+		EPMD: node.EPMDExternal, EPMDPort: ep.Port(), ListenAddr: "127.0.0.1", OnEvent: events.add,
+		Logger: slog.New(slowLinkUpHandler{slog.NewTextHandler(&interopLogs{}, &slog.HandlerOptions{Level: slog.LevelDebug}), &stalled}),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = a.Stop() })
+	b := startInteropGo(t, goName("b", false), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port()})
+
+	require.NoError(t, b.Connect(ctxFor(t, 10*time.Second), aName))
+	require.True(t, b.Disconnect(aName), "B closes the link at once")
+	require.Eventually(t, func() bool {
+		return events.count(0, node.EventHandshakeOK, "")+events.count(0, node.EventLinkDown, "") == 2
+	},
+		5*time.Second, 5*time.Millisecond, "events: %+v", events.since(0))
+	require.Positive(t, stalled.Load(), "the stall was hit (else the node no longer logs \"link up\" and this test proves nothing)")
+	ev := events.since(0)
+	assert.Equal(t, node.EventHandshakeOK.String(), ev[0].Kind.String(), "a link must be reported up before it is reported down: %+v", ev)
+}
+
+// Regression test (fixed: the yielded dial's connection is now closed synchronously inside decide,
+// a yielded attempt installs no link, and Initiate answers "alive" with whether the attempt is
+// still pending). The bug as it was found: after a simultaneous connect, the losing side's dial lives on and reaches the winner as a
+// "ghost" handshake. The loser yields (answers ok_simultaneous to the winner's inbound) by cancelling
+// its dial's context; that reaches the connection asynchronously (context.AfterFunc sets a past
+// deadline from another goroutine), so the dial can go on writing, and handshake.Initiate answers an
+// "alive" status with "true" unconditionally. BEAM kills the old pending owner and waits for its exit
+// before answering ok_simultaneous (net_kernel accept_pending), and its initiator answers "alive"
+// with is_pending(): "false" once its attempt was dropped (dist_util recv_status). Seen three ways:
+//
+//  1. the winner completes the ghost handshake: a second, inbound link from the loser's dead attempt,
+//     which replaces the winner's good link ("replaced by a new connection") or comes after it, and
+//     dies at once. TestInteropSimultaneousConnectGoGo failed so in 1 of 25 suite runs (-race, 2
+//     cores, load ~3):  b: link up peer=a inbound=false; link down "disconnected by this node";
+//     link up peer=a inbound=true; link down "connection closed by peer: EOF"  (a: one link).
+//  2. the ghost's 'N' reaches the winner later; the winner's next Connect joins that inbound attempt
+//     and fails when the ghost dies: "network_error: handshake send_challenge: connection closed ...
+//     broken pipe".
+//  3. as 2, and the loser's real dial then gets "nok" (the winner has a pending inbound), waits for
+//     the winner's dial that never comes, and Connect fails after SetupTimeout (7 s): "connect_timeout:
+//     lost a simultaneous connect and the peer's connection did not arrive".
+//
+// Before the fix this failed in about half the runs with two `yes > /dev/null` running.
+func TestInteropBugSimultaneousConnectGhostLink(t *testing.T) {
+	erltest.RequireEpmd(t)
+	ep := erltest.StartEPMD(t, 0)
+	cookie := newInteropCookie()
+	opts := node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port()}
+	aName, bName := goName("a", false), goName("b", false)
+	a := startInteropGo(t, aName, cookie, opts)
+	b := startInteropGo(t, bName, cookie, opts)
+	// 300 rounds in the normal suite; DISTRIBUTE_STRESS=1 runs 4,000 (about 8 s), where one
+	// failure in ~4,000 rounds under two busy loops is still seen: see docs/NOTES.md.
+	rounds := 300
+	if os.Getenv("DISTRIBUTE_STRESS") == "1" {
+		rounds = 4000
+	}
+	for round := range rounds {
+		ma, mb := a.events.mark(), b.events.mark()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var errA, errB error
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		wg.Add(2)
+		go func() { defer wg.Done(); <-start; errA = a.Connect(ctx, bName) }()
+		go func() { defer wg.Done(); <-start; errB = b.Connect(ctx, aName) }()
+		close(start)
+		wg.Wait()
+		cancel()
+		require.NoError(t, errA, "round %d: a->b", round)
+		require.NoError(t, errB, "round %d: b->a", round)
+		b.Disconnect(aName)
+		a.Disconnect(bName)
+		require.Eventually(t, func() bool { return a.ConnectedCount() == 0 && b.ConnectedCount() == 0 },
+			5*time.Second, time.Millisecond)
+		for _, s := range []struct {
+			g    *interopGo
+			from int
+		}{{a, ma}, {b, mb}} {
+			if n := s.g.events.count(s.from, node.EventHandshakeOK, ""); n > 1 {
+				require.Failf(t, "ghost link", "round %d: %s had %d handshakes: %+v", round, s.g.Self(), n, s.g.events.since(s.from))
+			}
+		}
+	}
+}
