@@ -1,10 +1,8 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +22,7 @@ func TestBEAMLargeMessagesReachUs(t *testing.T) {
 	erltest.RequireErl(t)
 	t.Parallel()
 	epmdPort := erltest.FreePort(t)
-	var logs syncBuffer
+	var logs interopLogs
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, err := node.Start(ctx, erltest.UniqueName("gofrag")+"@localhost", "frag-cookie", &node.Options{
@@ -44,21 +42,4 @@ func TestBEAMLargeMessagesReachUs(t *testing.T) {
 	assert.Equal(t, "pong", out)
 	assert.Equal(t, []string{erl.Node()}, n.Nodes(), "the link never dropped")
 	assert.NotContains(t, logs.String(), "link down")
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
 }

@@ -349,3 +349,28 @@ func newLogger(w io.Writer, verbose bool, level slog.Level) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
+
+// startForTargets parses the NODE arguments of ping and health and starts
+// the short-lived hidden node they use, named in the style of the targets.
+// It returns the node, the targets and the logger (stderr, warnings unless
+// -v). When done is true the command ends with code instead (usage error,
+// start failure).
+func (c *command) startForTargets(ctx context.Context, nf *nodeFlags, args []string) (n *node.Node, targets []string, log *slog.Logger, code int, done bool) {
+	if targets, code, done = c.parse(args); done {
+		return nil, nil, nil, code, true
+	}
+	if len(targets) == 0 {
+		return nil, nil, nil, c.usageFail(errors.New("no NODE given")), true
+	}
+	log = newLogger(c.stderr, nf.verbose, slog.LevelWarn)
+	cfg, err := nf.resolve(c.fs, targets, "distribute", log)
+	if err != nil {
+		return nil, nil, nil, c.fail(err), true
+	}
+	startCtx, cancel := context.WithTimeout(ctx, nf.timeout)
+	defer cancel()
+	if n, err = node.Start(startCtx, cfg.name, cfg.cookie, &cfg.opts); err != nil {
+		return nil, nil, nil, c.fail(err), true
+	}
+	return n, targets, log, 0, false
+}

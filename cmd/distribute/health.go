@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,23 +43,9 @@ func cmdHealth(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	var nf nodeFlags
 	nf.register(c.fs, "this node's `NAME`: alive@host, or alive alone (default distribute-<random hex>)")
 	asJSON := c.fs.Bool("json", false, "print the ClusterHealth as JSON instead of a table")
-	targets, code, done := c.parse(args)
+	n, targets, _, code, done := c.startForTargets(ctx, &nf, args)
 	if done {
 		return code
-	}
-	if len(targets) == 0 {
-		return c.usageFail(errors.New("no NODE given"))
-	}
-	log := newLogger(stderr, nf.verbose, slog.LevelWarn)
-	cfg, err := nf.resolve(c.fs, targets, "distribute", log)
-	if err != nil {
-		return c.fail(err)
-	}
-	startCtx, cancel := context.WithTimeout(ctx, nf.timeout)
-	defer cancel()
-	n, err := node.Start(startCtx, cfg.name, cfg.cookie, &cfg.opts)
-	if err != nil {
-		return c.fail(err)
 	}
 	defer func() { _ = n.Stop() }()
 

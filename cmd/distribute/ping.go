@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"sync"
 
@@ -36,25 +35,13 @@ func cmdPing(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newCommand("ping", pingUsage, stdout, stderr)
 	var nf nodeFlags
 	nf.register(c.fs, "this node's `NAME`: alive@host, or alive alone (default distribute-<random hex>)")
-	targets, code, done := c.parse(args)
+	n, targets, log, code, done := c.startForTargets(ctx, &nf, args)
 	if done {
 		return code
 	}
-	if len(targets) == 0 {
-		return c.usageFail(errors.New("no NODE given"))
-	}
-	log := newLogger(stderr, nf.verbose, slog.LevelWarn)
-	cfg, err := nf.resolve(c.fs, targets, "distribute", log)
-	if err != nil {
-		return c.fail(err)
-	}
+	defer func() { _ = n.Stop() }()
 	ctx, cancel := context.WithTimeout(ctx, nf.timeout)
 	defer cancel()
-	n, err := node.Start(ctx, cfg.name, cfg.cookie, &cfg.opts)
-	if err != nil {
-		return c.fail(err)
-	}
-	defer func() { _ = n.Stop() }()
 
 	errs := make([]error, len(targets))
 	var wg sync.WaitGroup
