@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -222,6 +223,10 @@ func (l *link) writeLoop() {
 		case <-l.done:
 			return
 		}
+		// Let the callers just woken by replies queue their frames first:
+		// one write then carries them all (measured: ~6x fewer writes per
+		// call with 64 concurrent callers; docs/bench.md).
+		runtime.Gosched()
 		// Swap the queue for the spare buffer; the writer owns buf until
 		// it hands it back as the next spare, so the two never alias.
 		l.wmu.Lock()

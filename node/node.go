@@ -789,6 +789,9 @@ func (n *Node) removeLink(l *link, reason error) {
 }
 
 func (n *Node) link(peer string) *link {
+	if n == nil {
+		return nil
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.links[peer]

@@ -32,10 +32,13 @@ func (n *Node) PingRTT(ctx context.Context, peer string) (time.Duration, error) 
 	if peer == n.Self() && n.IsDistributed() {
 		return 0, nil
 	}
-	if err := n.Connect(ctx, peer); err != nil {
-		return 0, err
+	l := n.link(peer) // fast path: an established link needs no Connect
+	if l == nil {
+		if err := n.Connect(ctx, peer); err != nil {
+			return 0, err
+		}
+		l = n.link(peer)
 	}
-	l := n.link(peer)
 	if l == nil {
 		return 0, fmt.Errorf("node: ping %s: %w", peer, errLinkClosed)
 	}

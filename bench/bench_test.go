@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// TestQuickSmoke runs the harness in quick mode on the rows that need no
+// erl: the raw TCP floor and the ours->ours ping, 200 pings each.
+func TestQuickSmoke(t *testing.T) {
+	cfg := configFor(true)
+	cfg.run = regexp.MustCompile(`^ping/(tcp|ours-ours)$`)
+	cfg.pings, cfg.warmPings = 200, 20
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	rep, err := runBench(ctx, cfg, nil)
+	require.NoError(t, err)
+	require.NotNil(t, rep)
+
+	for _, id := range []string{idTCP, idPingOO} {
+		require.Contains(t, rep.res, id)
+		r := rep.res[id]
+		require.NoError(t, r.err, id)
+		require.NotNil(t, r.lat, id)
+		assert.Equal(t, 200, r.lat.n, id)
+		assert.Positive(t, r.lat.p50, id)
+		assert.LessOrEqual(t, r.lat.p50, r.lat.p99, id)
+	}
+	require.Len(t, rep.rows, 2)
+	assert.Equal(t, "raw Go TCP 64 B (floor)", rep.rows[0].label)
+	assert.Equal(t, "ours->ours", rep.rows[1].label)
+	assert.Contains(t, []string{"PASS", "MISS"}, rep.rows[1].verdict)
+	assert.Regexp(t, `^\d+\.\d\dx`, rep.rows[1].ratio)
+
+	text, md := rep.text(), rep.markdown()
+	assert.Contains(t, text, "ours->ours")
+	assert.True(t, strings.HasPrefix(md, "Machine: "))
+	assert.Contains(t, md, "| ping | ours->ours | p50 ")
+}
+
+func TestPercentiles(t *testing.T) {
+	ds := make([]time.Duration, 100)
+	for i := range ds {
+		ds[i] = time.Duration(100-i) * time.Microsecond // reversed: distOf sorts
+	}
+	d := distOf(ds)
+	assert.Equal(t, 100, d.n)
+	assert.Equal(t, 50*time.Microsecond, d.p50)
+	assert.Equal(t, 99*time.Microsecond, d.p99)
+	assert.Equal(t, 100*time.Microsecond, d.max)
+	assert.Equal(t, dist{}, distOf(nil))
+}
+
+func TestParseInts(t *testing.T) {
+	v, err := parseInts("[1,22,333]")
+	require.NoError(t, err)
+	assert.Equal(t, []int64{1, 22, 333}, v)
+	v, err = parseInts("[]")
+	require.NoError(t, err)
+	assert.Empty(t, v)
+	_, err = parseInts("[1,x]")
+	assert.Error(t, err)
+}
