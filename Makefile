@@ -32,6 +32,9 @@ fuzz: ## each fuzz target for $(FUZZTIME)
 		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
+bench: ## compare connect, ping, health, memory, throughput with BEAM and ergo (ARGS=-quick, -o FILE, ...)
+	$(GO) run ./bench $(ARGS)
+
 run: ## run a node (embedded EPMD when none runs); NAME=alive or alive@host
 	$(GO) run ./cmd/distribute run --name $(or $(NAME),demo)
 
@@ -41,3 +44,6 @@ vet: ## go vet and gofmt check
 
 clean: ## remove build output
 	rm -rf bin
+
+faults: ## the fault and hostile-input suite (test/faults, real erl/epmd, netns as root) and its summary table
+	$(GO) test -race -count=1 -timeout 10m -v ./test/faults/ -args -faults.summary
