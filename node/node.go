@@ -175,6 +175,7 @@ type attempt struct {
 	abort   context.CancelFunc
 	yielded bool     // abort was called for that reason
 	conn    net.Conn // our dial's connection once it is up (under n.mu)
+	in      net.Conn // the inbound handshake's connection that owns inbound (under n.mu)
 }
 
 var (
@@ -366,6 +367,7 @@ func (n *Node) Stop() error {
 var (
 	errNodeStopped = errors.New("node stopped")
 	errYielded     = errors.New("yielded to the peer's simultaneous connection")
+	errSuperseded  = errors.New("superseded by a newer handshake from the same peer")
 )
 
 // Self returns the node's name, or "nonode@nohost" for a nil node.
@@ -667,23 +669,28 @@ func (n *Node) accept(conn net.Conn) {
 	res, err := handshake.Accept(ctx, conn, &n.hs, func(p handshake.Peer) handshake.Status {
 		peer = p.Name
 		var st handshake.Status
-		st, a = n.decide(p.Name)
+		st, a = n.decide(p.Name, conn)
 		return st
 	})
 	if err == nil {
-		if n.addLink(conn, res, nil, true) {
+		if n.addLink(conn, res, a, true) {
 			return
 		}
 		err = errNodeStopped
+		if n.ctx.Err() == nil {
+			err = errSuperseded
+		}
 	}
 	_ = conn.Close()
 	n.log.Debug("inbound handshake failed", "peer", peer, "remote", conn.RemoteAddr().String(), "err", err)
 	n.emit(Event{Kind: EventHandshakeFailed, Peer: peer, Inbound: true, Err: err})
 	if a != nil {
 		n.mu.Lock()
-		a.inbound = false
-		if !a.outbound {
-			n.finishLocked(peer, a, err)
+		if a.in == conn { // not superseded by a newer inbound attempt
+			a.inbound, a.in = false, nil
+			if !a.outbound {
+				n.finishLocked(peer, a, err)
+			}
 		}
 		n.mu.Unlock()
 	}
@@ -692,7 +699,7 @@ func (n *Node) accept(conn net.Conn) {
 // decide arbitrates an inbound handshake from peer against our own links
 // and attempts. It returns the attempt the inbound handshake now belongs
 // to, if it goes on.
-func (n *Node) decide(peer string) (handshake.Status, *attempt) {
+func (n *Node) decide(peer string, conn net.Conn) (handshake.Status, *attempt) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.stopped || peer == n.name {
@@ -701,17 +708,31 @@ func (n *Node) decide(peer string) (handshake.Status, *attempt) {
 	if _, ok := n.links[peer]; ok {
 		// The peer dials although we have a link: it must have lost its
 		// side. The handshake asks it; on "true" the new link replaces ours.
-		a := &attempt{done: make(chan struct{}), inbound: true}
+		a := &attempt{done: make(chan struct{}), inbound: true, in: conn}
 		return handshake.StatusAlive, a
 	}
 	a := n.pending[peer]
 	switch {
 	case a == nil:
-		a = &attempt{done: make(chan struct{}), inbound: true}
+		a = &attempt{done: make(chan struct{}), inbound: true, in: conn}
 		n.pending[peer] = a
 		return handshake.StatusOK, a
 	case a.inbound:
-		return handshake.StatusNok, nil
+		// Another handshake from this peer is pending: drop it and take
+		// the new one. BEAM does so only when its own name sorts lower
+		// and answers nok otherwise; but a peer answered nok waits for a
+		// dial from us that never comes, so a stalled handshake under
+		// its name (an impostor without the cookie, or an earlier attempt
+		// that sent its ack but has not installed its link yet, while
+		// the peer already dropped that link and dials again) would lock
+		// the genuine peer out until the setup time passes.
+		n.log.Debug("a newer handshake from this peer replaces the pending one", "peer", peer)
+		old := a.in
+		a.in = conn
+		if old != nil {
+			_ = old.Close()
+		}
+		return handshake.StatusOKSimultaneous, a
 	case a.outbound && n.name > peer:
 		// Simultaneous connect: the higher name wins; ours goes on.
 		return handshake.StatusNok, nil
@@ -721,7 +742,7 @@ func (n *Node) decide(peer string) (handshake.Status, *attempt) {
 		// "alive", and replace that fresh link (losing what was sent on it).
 		// The dial's connection is closed here, synchronously, so it
 		// cannot write another byte once the peer hears ok_simultaneous.
-		a.inbound = true
+		a.inbound, a.in = true, conn
 		a.yielded = true
 		a.abort()
 		if a.conn != nil {
@@ -729,7 +750,7 @@ func (n *Node) decide(peer string) (handshake.Status, *attempt) {
 		}
 		return handshake.StatusOKSimultaneous, a
 	default:
-		a.inbound = true
+		a.inbound, a.in = true, conn
 		return handshake.StatusOK, a
 	}
 }
@@ -746,18 +767,28 @@ func (n *Node) stillDialing(peer string) bool {
 
 // addLink installs a link for a finished handshake; false if the node is
 // stopping.
-// out is the outbound attempt the handshake belongs to (nil for inbound):
-// one that yielded to the peer's attempt meanwhile installs nothing.
-func (n *Node) addLink(conn net.Conn, res *handshake.Result, out *attempt, inbound bool) bool {
+// a is the attempt the handshake belongs to: an outbound one that yielded
+// to the peer's attempt meanwhile, or an inbound one superseded by a newer
+// inbound handshake, installs nothing.
+func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound bool) bool {
 	peer := res.Peer.Name
 	l := newLink(n, conn, res)
 	n.mu.Lock()
-	if n.stopped || (out != nil && out.yielded) {
+	superseded := a != nil && ((!inbound && a.yielded) || (inbound && a.in != conn))
+	if n.stopped || superseded {
 		n.mu.Unlock()
 		return false
 	}
 	old := n.links[peer]
 	n.links[peer] = l
+	// The attempt ends with the link installed, in the same critical
+	// section: if the link dropped before we woke its waiters, a new
+	// handshake from the peer must not find this attempt still pending
+	// (it would be refused with nok and wait for a dial that never comes).
+	pend := n.pending[peer]
+	if pend != nil {
+		delete(n.pending, peer)
+	}
 	n.mu.Unlock()
 	if old != nil {
 		old.close(errors.New("replaced by a new connection"))
@@ -769,11 +800,11 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, out *attempt, inbou
 	close(l.announced) // from now on the link may report its own end
 	// Only now wake the Connect calls waiting for this link, so what they
 	// observe (logs, events, metrics) already includes it.
-	n.mu.Lock()
-	if a := n.pending[peer]; a != nil {
-		n.finishLocked(peer, a, nil)
+	if pend != nil {
+		n.mu.Lock()
+		n.finishLocked(peer, pend, nil)
+		n.mu.Unlock()
 	}
-	n.mu.Unlock()
 	return true
 }
 
