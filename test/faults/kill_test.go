@@ -89,6 +89,7 @@ func TestKillBEAM(t *testing.T) {
 	downAfter := time.Since(killed)
 	assert.True(t, ok, "the link is dropped after the kill (still %v after %v)", n.Nodes(), downAfter)
 	assert.LessOrEqual(t, downAfter, tick, "the link is dropped within the tick time")
+	waitFor(time.Second, func() bool { return ev.count(node.EventLinkDown, beam.Node(), nil) > 0 }) // reported just after removal
 	assert.Equal(t, 1, ev.count(node.EventLinkDown, beam.Node(), nil), "one link-down event")
 	// Keep pinging the dead node for a while.
 	time.Sleep(time.Second)
