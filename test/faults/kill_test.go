@@ -31,7 +31,7 @@ func TestKillBEAM(t *testing.T) {
 	const (
 		tick        = 2 * time.Second
 		pingTimeout = 500 * time.Millisecond
-		slack       = 250 * time.Millisecond // scheduling slack on a loaded 2-core machine with -race
+		slack       = 500 * time.Millisecond // scheduling slack on a loaded 2-core machine with -race
 	)
 	cookie := newCookie("kill")
 	epmdProc := erltest.StartEPMD(t, 0)

@@ -52,6 +52,12 @@ func noLink(a, b *node.Node) bool {
 	return ok
 }
 
+// eventually waits up to a second for ev to hold at least want events of
+// kind k.
+func eventually(ev *events, k node.EventKind, want int) {
+	waitFor(time.Second, func() bool { return ev.count(k, "", nil) >= want })
+}
+
 // TestStorms: connection storms must neither duplicate links nor leak.
 func TestStorms(t *testing.T) {
 	cookie := newCookie("storm")
@@ -82,6 +88,7 @@ func TestStorms(t *testing.T) {
 		}
 		_, ok := oneLink(a, b)
 		assert.True(t, ok, "one link (a: %v, b: %v, TCP connections: %d)", a.Nodes(), b.Nodes(), establishedOn(a.Port(), b.Port()))
+		eventually(evB, node.EventHandshakeOK, 1)
 		assert.Equal(t, 1, evA.count(node.EventHandshakeOK, b.Self(), nil), "one handshake on a")
 		assert.Equal(t, 1, evB.count(node.EventHandshakeOK, a.Self(), nil), "one handshake on b")
 		report.set(rw, calls, fmt.Sprintf("%d/%d nil, one link (one TCP connection), one handshake per side", calls, calls))
@@ -128,7 +135,10 @@ func TestStorms(t *testing.T) {
 			_, ok := oneLink(a, b)
 			require.True(t, ok, "round %d: exactly one link (a: %v, b: %v, TCP connections: %d)", round,
 				a.Nodes(), b.Nodes(), establishedOn(a.Port(), b.Port()))
-			// Give a late loser the time to show up as a second handshake.
+			// The acceptor reports its handshake just after installing the
+			// link; then give a late loser the time to show up as a second one.
+			eventually(evA, node.EventHandshakeOK, okA+1)
+			eventually(evB, node.EventHandshakeOK, okB+1)
 			time.Sleep(5 * time.Millisecond)
 			require.Equal(t, okA+1, evA.count(node.EventHandshakeOK, "", nil), "round %d: one handshake on a", round)
 			require.Equal(t, okB+1, evB.count(node.EventHandshakeOK, "", nil), "round %d: one handshake on b", round)
