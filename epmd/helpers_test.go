@@ -3,11 +3,10 @@ package epmd
 import (
 	"context"
 	"errors"
+	"github.com/distribute-go/distribute/internal/logbuf"
 	"io"
-	"log/slog"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,28 +88,6 @@ func fakeEPMD(t *testing.T, handle func(c net.Conn)) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// logBuffer collects debug log lines written by a Server.
-type logBuffer struct {
-	mu sync.Mutex
-	sb strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.sb.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.sb.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
 func names(entries []NameEntry) map[string]int {
 	m := make(map[string]int, len(entries))
 	for _, e := range entries {
@@ -118,3 +95,6 @@ func names(entries []NameEntry) map[string]int {
 	}
 	return m
 }
+
+// logBuffer collects debug log lines written by a Server.
+type logBuffer = logbuf.Buffer

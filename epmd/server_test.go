@@ -21,7 +21,7 @@ func rawAlive2(name string, port, high uint16, extra string) []byte {
 
 func TestEPMDServerRejectsBadRequests(t *testing.T) {
 	logs := &logBuffer{}
-	s, port := startServer(t, &Server{Logger: logs.logger(), RequestTimeout: 300 * time.Millisecond})
+	s, port := startServer(t, &Server{Logger: logs.Logger(), RequestTimeout: 300 * time.Millisecond})
 	c := &Client{Port: port}
 	reg, err := c.Register(testCtx(t), NodeInfo{Name: "keep", Port: 7000})
 	require.NoError(t, err)
@@ -161,7 +161,7 @@ func TestEPMDServerCreation(t *testing.T) {
 
 func TestEPMDServerSlowRequestDropped(t *testing.T) {
 	logs := &logBuffer{}
-	_, port := startServer(t, &Server{Logger: logs.logger(), RequestTimeout: 200 * time.Millisecond})
+	_, port := startServer(t, &Server{Logger: logs.Logger(), RequestTimeout: 200 * time.Millisecond})
 	conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	require.NoError(t, err)
 	defer conn.Close()

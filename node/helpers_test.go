@@ -2,12 +2,12 @@ package node
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"github.com/distribute-go/distribute/internal/logbuf"
 	"io"
 	"log/slog"
 	"net"
@@ -104,24 +104,6 @@ func shortName(prefix string) string { return uniqueAlive(prefix) + "@localhost"
 
 // longName is a unique long node name on 127.0.0.1.
 func longName(prefix string) string { return uniqueAlive(prefix) + "@127.0.0.1" }
-
-// syncBuf is a bytes.Buffer safe for concurrent writers (slog handlers).
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // debugLogger returns a debug-level logger writing into a buffer; the
 // buffer is printed if the test fails.
@@ -375,3 +357,6 @@ func (p *rawPeer) expectClosed(d time.Duration) {
 	}
 	// nil (EOF) or a reset: closed either way.
 }
+
+// syncBuf collects a node's log output.
+type syncBuf = logbuf.Buffer

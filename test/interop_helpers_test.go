@@ -1,11 +1,11 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/distribute-go/distribute/internal/logbuf"
 	"log/slog"
 	"strings"
 	"sync"
@@ -26,24 +26,6 @@ type interopGo struct {
 	*node.Node
 	logs   *interopLogs
 	events *interopEvents
-}
-
-// interopLogs is a goroutine-safe buffer for a node's slog output.
-type interopLogs struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *interopLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *interopLogs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // interopEvents records what a node reports to Options.OnEvent.
@@ -205,3 +187,6 @@ func waitEvent(t *testing.T, g *interopGo, from int, k node.EventKind, peer stri
 		"no %v event about %q on %s: %+v", k, peer, g.Self(), g.events.since(from))
 	return g.events.count(from, k, peer)
 }
+
+// interopLogs collects a Go node's log output.
+type interopLogs = logbuf.Buffer

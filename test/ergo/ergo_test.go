@@ -65,7 +65,7 @@ func TestOursPingsErgo(t *testing.T) {
 		"ergo should list our node, lists %v", e.Nodes())
 	ev := o.events.wait(t, node.EventHandshakeOK, e.Name()) // logged before this event
 	assert.False(t, ev.Inbound)
-	up := o.log.lines(`msg="link up"`)
+	up := o.log.Lines(`msg="link up"`)
 	require.Len(t, up, 1)
 	t.Logf("negotiated with ergo (outbound): %s", up[0])
 	assert.Contains(t, up[0], "inbound=false")

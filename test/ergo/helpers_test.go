@@ -1,9 +1,9 @@
 package ergo_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"github.com/distribute-go/distribute/internal/logbuf"
 	"log/slog"
 	"net"
 	"runtime"
@@ -33,35 +33,6 @@ const testCookie = "ergo-interop-cookie-5d1e"
 
 // fullName returns a unique long node name on 127.0.0.1.
 func fullName(prefix string) string { return erltest.UniqueName(prefix) + "@" + host }
-
-// syncBuf is a bytes.Buffer safe for concurrent writers (slog handlers).
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines returns the logged lines that contain sub.
-func (s *syncBuf) lines(sub string) []string {
-	var out []string
-	for _, l := range strings.Split(s.String(), "\n") {
-		if strings.Contains(l, sub) {
-			out = append(out, l)
-		}
-	}
-	return out
-}
 
 // events records what our node reports to Options.OnEvent.
 type events struct {
@@ -318,3 +289,6 @@ func directPair(t *testing.T, ourCookie string) (*ours, *ergoNode) {
 	e := sharedErgo(t)
 	return startOurs(t, fullName("ours"), ourCookie, e.epmdPort), e
 }
+
+// syncBuf collects our node's log output.
+type syncBuf = logbuf.Buffer

@@ -76,7 +76,7 @@ func TestWrongCookie(t *testing.T) {
 		acc := startNode(t, shortName("auth_m"), right, node.Options{EPMD: node.EPMDExternal, EPMDPort: epmdPort, Logger: log, OnEvent: evAcc.add})
 		t.Cleanup(func() {
 			if t.Failed() {
-				t.Logf("log lines about the refused (nok) attempts:\n%s", strings.Join(logs.lines("simultaneous"), "\n"))
+				t.Logf("log lines about the refused (nok) attempts:\n%s", strings.Join(logs.Lines("simultaneous"), "\n"))
 			}
 		})
 		var texts []string
@@ -108,7 +108,7 @@ func TestWrongCookie(t *testing.T) {
 			}
 		}
 		lines := strings.Split(logs.String(), "\n")
-		assert.GreaterOrEqual(t, len(logs.lines("inbound handshake failed", "cookie")), n, "each failure is logged")
+		assert.GreaterOrEqual(t, len(logs.Lines("inbound handshake failed", "cookie")), n, "each failure is logged")
 		noSecret(t, "an error or event", texts, right, wrong)
 		noSecret(t, "a log line", lines, right, wrong)
 		report.set(rw, n, fmt.Sprintf("never connected; %d ErrAuth on the initiators, %d auth failures on the acceptor; cookie in none of %d error texts and %d log lines",

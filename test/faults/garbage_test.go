@@ -204,11 +204,11 @@ func TestGarbage(t *testing.T) {
 				var match func() []string
 				switch c.at {
 				case atDist, atHandshake:
-					match = func() []string { return logs.byRemote(`msg="inbound handshake failed"`)[local] }
+					match = func() []string { return byRemote(logs, `msg="inbound handshake failed"`)[local] }
 				case atEPMD:
-					match = func() []string { return logs.byRemote(`msg="epmd: closing connection without reply"`)[local] }
+					match = func() []string { return byRemote(logs, `msg="epmd: closing connection without reply"`)[local] }
 				case atLink:
-					match = func() []string { return logs.lines(`msg="link down"`, "peer="+peer) }
+					match = func() []string { return logs.Lines(`msg="link down"`, "peer="+peer) }
 				}
 				var lines []string
 				_, ok := waitFor(garbageLog, func() bool { lines = match(); return len(lines) > 0 })

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/distribute-go/distribute/internal/logbuf"
 	"io"
 	"log/slog"
 	"net"
@@ -50,45 +51,12 @@ func ctxFor(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-// logBuf is a goroutine-safe buffer that a node's slog writes to.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// lines returns the complete log lines that contain every one of subs.
-func (l *logBuf) lines(subs ...string) []string {
-	var out []string
-	for line := range strings.SplitSeq(l.String(), "\n") {
-		ok := line != ""
-		for _, s := range subs {
-			ok = ok && strings.Contains(line, s)
-		}
-		if ok {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
 var remoteRE = regexp.MustCompile(`\bremote=(\S+)`)
 
 // byRemote indexes the lines that contain msg by their remote= attribute.
-func (l *logBuf) byRemote(msg string) map[string][]string {
+func byRemote(l *logBuf, msg string) map[string][]string {
 	out := map[string][]string{}
-	for _, line := range l.lines(msg) {
+	for _, line := range l.Lines(msg) {
 		if m := remoteRE.FindStringSubmatch(line); m != nil {
 			out[m[1]] = append(out[m[1]], line)
 		}
@@ -376,3 +344,6 @@ func erlDistPort(t *testing.T, epmdPort int, name string) int {
 	require.NoError(t, err, "port of %s", name)
 	return info.Port
 }
+
+// logBuf is a goroutine-safe buffer that a node's slog writes to.
+type logBuf = logbuf.Buffer

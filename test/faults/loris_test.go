@@ -207,10 +207,10 @@ func TestSlowLoris(t *testing.T) {
 	}
 	waitFor(2*time.Second, func() bool {
 		return ev.count(node.EventHandshakeFailed, "", isTimeout) >= distSessions &&
-			len(logs.lines(`msg="inbound handshake failed"`)) >= distSessions
+			len(logs.Lines(`msg="inbound handshake failed"`)) >= distSessions
 	})
-	distLogs := logs.byRemote("inbound handshake failed")
-	epmdLogs := logs.byRemote("epmd: closing connection without reply")
+	distLogs := byRemote(logs, "inbound handshake failed")
+	epmdLogs := byRemote(logs, "epmd: closing connection without reply")
 	for _, s := range sessions {
 		counts[s.kind]++
 		if !assert.True(t, s.closed, "%s slow peer %s was dropped by the server (ended with %v after %v)", s.kind, s.local, s.err, s.after) {

@@ -28,7 +28,7 @@ func stormPair(t *testing.T, cookie string, epmdPort int, setup time.Duration) (
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log lines of %s and %s about refused (nok) and failed attempts:\n%s\n%s", a.Self(), b.Self(),
-				strings.Join(logs.lines("simultaneous"), "\n"), strings.Join(logs.lines("connect failed"), "\n"))
+				strings.Join(logs.Lines("simultaneous"), "\n"), strings.Join(logs.Lines("connect failed"), "\n"))
 		}
 	})
 	return a, b, evA, evB
