@@ -9,9 +9,8 @@ import (
 )
 
 var (
-	benchPid  = etf.Pid{Node: "go@host", ID: 77, Serial: 0, Creation: 0x5EED5EED}
-	benchPeer = etf.Pid{Node: "beam@host", ID: 103, Serial: 0, Creation: 0x12345678}
-	benchRef  = etf.Ref{Node: "go@host", Creation: 0x5EED5EED, Len: 3, ID: [5]uint32{1, 2, 3}}
+	benchPid = etf.Pid{Node: "go@host", ID: 77, Serial: 0, Creation: 0x5EED5EED}
+	benchRef = etf.Ref{Node: "go@host", Creation: 0x5EED5EED, Len: 3, ID: [5]uint32{1, 2, 3}}
 )
 
 // isAuthCall is REG_SEND {6, From, ”, net_kernel} and {'$gen_call', {From, Ref}, {is_auth, 'go@host'}}.

@@ -59,7 +59,6 @@ var (
 	atomIsAuth     = etf.Atom("is_auth")
 	atomYes        = etf.Atom("yes")
 	atomNoproc     = etf.Atom("noproc")
-	atomNoconnect  = etf.Atom("noconnection")
 	errLinkClosed  = errors.New("link closed")
 	errQueueFull   = errors.New("send queue overflow: the peer does not read")
 	errTickTimeout = errors.New("net_tick_timeout: the peer sent nothing within the tick time")
@@ -71,7 +70,6 @@ type link struct {
 	n       *Node
 	conn    net.Conn
 	peer    string
-	flags   handshake.Flags
 	headers bool // FRAGMENTS negotiated: we send "131 68 0" frames
 
 	frags     map[uint64]*fragSeq // reassembly of fragmented messages (reader only)
@@ -104,7 +102,6 @@ func newLink(n *Node, conn net.Conn, res *handshake.Result) *link {
 		n:       n,
 		conn:    conn,
 		peer:    res.Peer.Name,
-		flags:   res.Flags,
 		headers: res.Flags&handshake.FlagFragments != 0,
 		wake:    make(chan struct{}, 1),
 		calls:   map[etf.Ref]chan etf.Term{},
@@ -360,7 +357,7 @@ func (l *link) dispatch(b []byte, decode func([]byte) (etf.Term, int, error)) er
 		if err != nil {
 			return fmt.Errorf("SEND message: %w", err)
 		}
-		l.deliver(ctrl[2], m)
+		l.deliver(m)
 	case opRegSend, opRegSendTT:
 		if len(ctrl) < 4 {
 			return errors.New("short REG_SEND control")
@@ -415,7 +412,7 @@ func (l *link) dispatch(b []byte, decode func([]byte) (etf.Term, int, error)) er
 
 // deliver hands a message sent to one of our pids (or aliases) to the
 // call waiting for it: replies are {Ref, Reply}.
-func (l *link) deliver(to etf.Term, m etf.Term) {
+func (l *link) deliver(m etf.Term) {
 	t, ok := m.(etf.Tuple)
 	if !ok || len(t) != 2 {
 		return
@@ -431,7 +428,6 @@ func (l *link) deliver(to etf.Term, m etf.Term) {
 	if ch != nil {
 		ch <- t[1]
 	}
-	_ = to
 }
 
 // netKernel answers what BEAM sends our net_kernel: {is_auth, Node} gets
