@@ -68,7 +68,8 @@ func (s *sharedEPMD) release() {
 func (n *Node) register(ctx context.Context, embed bool) (*epmd.Registration, *sharedEPMD, error) {
 	c := epmd.Client{Port: n.epmdPort}
 	alive, _ := splitName(n.name)
-	info := epmd.NodeInfo{Name: alive, Port: n.port, Type: 77, Protocol: 0, HighestVersion: 6, LowestVersion: 5}
+	// Register fills in the rest as OTP 25 does: type 77, TCP, versions 6 and 5.
+	info := epmd.NodeInfo{Name: alive, Port: n.port}
 	var shared *sharedEPMD
 	for try := 0; ; try++ {
 		reg, err := c.Register(ctx, info)
