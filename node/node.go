@@ -176,7 +176,14 @@ type attempt struct {
 	yielded bool     // abort was called for that reason
 	conn    net.Conn // our dial's connection once it is up (under n.mu)
 	in      net.Conn // the inbound handshake's connection that owns inbound (under n.mu)
+	// inboundFailed: the attempt ended because the peer's handshake
+	// failed, not our own dial (set before done is closed).
+	inboundFailed bool
 }
+
+// connectRetries bounds how often one Connect call starts over after the
+// attempt it joined ended with the peer's inbound handshake failing.
+const connectRetries = 3
 
 var (
 	startedMu sync.Mutex
@@ -478,14 +485,43 @@ func (n *Node) Connect(ctx context.Context, peer string) error {
 		}
 		return &ConnectError{Kind: NodeNotFound, Node: peer, Detail: why}
 	}
+	for try := 0; ; try++ {
+		a, err := n.joinOrDial(peer)
+		if a == nil {
+			return err
+		}
+		select {
+		case <-a.done:
+		case <-ctx.Done():
+			return &ConnectError{Kind: ConnectTimeout, Node: peer, Detail: ctx.Err().Error(), Err: ctx.Err()}
+		}
+		if a.err == nil {
+			return nil
+		}
+		// The attempt this call joined may have been carried by a
+		// handshake from the peer that died: a stale one (a dial the peer
+		// abandoned when it lost a simultaneous connect, whose first bytes
+		// were still in our accept queue) or a peer that went away. That
+		// says nothing about whether we can reach the peer: start over
+		// with our own dial rather than report someone else's failure.
+		if a.inboundFailed && try < connectRetries && ctx.Err() == nil && n.ctx.Err() == nil {
+			n.log.Debug("the peer's handshake this connect joined failed; dialling again", "peer", peer, "err", a.err)
+			continue
+		}
+		return connectErr(peer, a.err)
+	}
+}
+
+// joinOrDial returns the attempt to peer that a Connect call waits for,
+// starting a dial when none is under way; (nil, nil) when a link is up.
+func (n *Node) joinOrDial(peer string) (*attempt, error) {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.stopped {
-		n.mu.Unlock()
-		return &ConnectError{Kind: ConnectIgnored, Node: peer, Detail: "this node is stopped"}
+		return nil, &ConnectError{Kind: ConnectIgnored, Node: peer, Detail: "this node is stopped"}
 	}
 	if _, ok := n.links[peer]; ok {
-		n.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	a := n.pending[peer]
 	if a == nil {
@@ -495,16 +531,7 @@ func (n *Node) Connect(ctx context.Context, peer string) error {
 		n.wg.Add(1)
 		go n.dial(dctx, a, peer)
 	}
-	n.mu.Unlock()
-	select {
-	case <-a.done:
-		if a.err != nil {
-			return connectErr(peer, a.err)
-		}
-		return nil
-	case <-ctx.Done():
-		return &ConnectError{Kind: ConnectTimeout, Node: peer, Detail: ctx.Err().Error(), Err: ctx.Err()}
-	}
+	return a, nil
 }
 
 // ConnectBool is the seed's connect_bool: Connect, reduced to a bool.
@@ -689,6 +716,7 @@ func (n *Node) accept(conn net.Conn) {
 		if a.in == conn { // not superseded by a newer inbound attempt
 			a.inbound, a.in = false, nil
 			if !a.outbound {
+				a.inboundFailed = true
 				n.finishLocked(peer, a, err)
 			}
 		}
