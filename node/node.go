@@ -466,7 +466,9 @@ func (n *Node) EPMDRegistered() bool {
 }
 
 // Connect sets up a link to the node peer, unless one is up already (then
-// it returns nil at once). Concurrent calls for one peer share one attempt.
+// it returns nil at once). Concurrent calls for one peer share one attempt,
+// which may be a handshake the peer started; if that one fails, Connect
+// dials itself (up to three times) rather than report the peer's failure.
 // The error is a *ConnectError.
 func (n *Node) Connect(ctx context.Context, peer string) error {
 	if n == nil {
