@@ -103,6 +103,31 @@ func TestComposeFileAgreesWithScenario(t *testing.T) {
 	}
 }
 
+// TestComposeFileValidForCompose has Docker Compose itself validate
+// docker-compose.yml (`config -q` needs no engine) with whichever of the v2
+// plugin (`docker compose`) and v1 (`docker-compose`) is installed. It skips
+// when neither is: the agreement test above runs everywhere.
+func TestComposeFileValidForCompose(t *testing.T) {
+	root := repoRoot(t)
+	var tools [][]string
+	if exec.Command("docker", "compose", "version").Run() == nil {
+		tools = append(tools, []string{"docker", "compose"})
+	}
+	if p, err := exec.LookPath("docker-compose"); err == nil {
+		tools = append(tools, []string{p})
+	}
+	if len(tools) == 0 {
+		t.Skip("neither `docker compose` nor `docker-compose` is installed")
+	}
+	for _, tool := range tools {
+		args := append(tool[1:], "-f", filepath.Join(root, "docker-compose.yml"), "config", "-q")
+		cmd := exec.Command(tool[0], args...)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		assert.NoError(t, err, "%s says the compose file is invalid:\n%s", strings.Join(tool, " "), out)
+	}
+}
+
 // proc is a process of the scenario, in its own process group.
 type proc struct {
 	cmd  *exec.Cmd
