@@ -165,20 +165,45 @@ type Node struct {
 
 // attempt is one connection setup to a peer, inbound or outbound, that
 // Connect calls join.
+//
+// Fields other than done and ctx are under n.mu.
 type attempt struct {
-	done     chan struct{}
-	err      error
-	outbound bool // our dial is in progress
-	inbound  bool // a handshake from the peer is in progress
-	// abort cancels our dial. decide calls it when it answers
-	// ok_simultaneous: the peer's attempt carries this one from then on.
-	abort   context.CancelFunc
-	yielded bool     // abort was called for that reason
-	conn    net.Conn // our dial's connection once it is up (under n.mu)
-	in      net.Conn // the inbound handshake's connection that owns inbound (under n.mu)
+	done chan struct{}
+	err  error
+	// ctx ends one SetupTimeout after the attempt began, or when it
+	// finishes. Every inbound handshake that joins the attempt is bounded
+	// by it, so a chain of handshakes under the peer's name (stale or
+	// forged: no cookie is needed to send a name) cannot keep the attempt
+	// pending past its setup time.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// outbound: our dial is in progress. abort cancels it; decide calls
+	// abort when it answers ok_simultaneous (yielded): the peer's
+	// handshake carries the attempt from then on.
+	outbound bool
+	abort    context.CancelFunc
+	yielded  bool
+	conn     net.Conn // our dial's connection once it is up
+	// ins: the inbound handshakes from the peer in progress for this
+	// attempt. A newer one does not displace an older one (which may be
+	// the live one, the newer a stale name message from a socket the peer
+	// already closed): the first to finish installs the link and the rest
+	// are cancelled.
+	ins map[net.Conn]bool
+	// alive: the attempt of a handshake answered "alive" (we had a link).
+	// It may install its link only while that link (replaces) or none is
+	// up, never over a newer link made meanwhile.
+	alive    bool
+	replaces *link
 	// inboundFailed: the attempt ended because the peer's handshake
 	// failed, not our own dial (set before done is closed).
 	inboundFailed bool
+}
+
+// newAttempt returns an attempt whose setup time starts now (under n.mu).
+func (n *Node) newAttempt() *attempt {
+	ctx, cancel := context.WithTimeout(n.ctx, n.opts.SetupTimeout)
+	return &attempt{done: make(chan struct{}), ctx: ctx, cancel: cancel, ins: map[net.Conn]bool{}}
 }
 
 // connectRetries bounds how often one Connect call starts over after the
@@ -374,7 +399,7 @@ func (n *Node) Stop() error {
 var (
 	errNodeStopped = errors.New("node stopped")
 	errYielded     = errors.New("yielded to the peer's simultaneous connection")
-	errSuperseded  = errors.New("superseded by a newer handshake from the same peer")
+	errSuperseded  = errors.New("superseded: another connection with the same peer won")
 )
 
 // Self returns the node's name, or "nonode@nohost" for a nil node.
@@ -527,8 +552,9 @@ func (n *Node) joinOrDial(peer string) (*attempt, error) {
 	}
 	a := n.pending[peer]
 	if a == nil {
+		a = n.newAttempt()
 		dctx, cancel := context.WithTimeout(n.ctx, n.opts.SetupTimeout)
-		a = &attempt{done: make(chan struct{}), outbound: true, abort: cancel}
+		a.outbound, a.abort = true, cancel
 		n.pending[peer] = a
 		n.wg.Add(1)
 		go n.dial(dctx, a, peer)
@@ -571,6 +597,7 @@ func (n *Node) finishLocked(peer string, a *attempt, err error) {
 	}
 	a.err = err
 	close(a.done)
+	a.cancel() // cancels the inbound handshakes still joined to it
 }
 
 // dial runs an outbound attempt: EPMD lookup, TCP dial, handshake.
@@ -629,7 +656,10 @@ func (n *Node) dial(ctx context.Context, a *attempt, peer string) {
 	}
 	n.mu.Lock()
 	a.outbound = false
-	if !a.inbound {
+	if len(a.ins) == 0 {
+		// A dial that yielded ends the attempt only once the handshake it
+		// yielded to failed: that is the peer's failure, not ours.
+		a.inboundFailed = a.yielded
 		n.finishLocked(peer, a, err)
 	}
 	n.mu.Unlock()
@@ -695,12 +725,19 @@ func (n *Node) accept(conn net.Conn) {
 	defer cancel()
 	var peer string
 	var a *attempt
+	stopJoin := func() bool { return false }
 	res, err := handshake.Accept(ctx, conn, &n.hs, func(p handshake.Peer) handshake.Status {
 		peer = p.Name
 		var st handshake.Status
 		st, a = n.decide(p.Name, conn)
+		if a != nil {
+			// The attempt's setup time (and its end) bounds this
+			// handshake too.
+			stopJoin = context.AfterFunc(a.ctx, cancel)
+		}
 		return st
 	})
+	stopJoin()
 	if err == nil {
 		if n.addLink(conn, res, a, true) {
 			return
@@ -715,9 +752,9 @@ func (n *Node) accept(conn net.Conn) {
 	n.emit(Event{Kind: EventHandshakeFailed, Peer: peer, Inbound: true, Err: err})
 	if a != nil {
 		n.mu.Lock()
-		if a.in == conn { // not superseded by a newer inbound attempt
-			a.inbound, a.in = false, nil
-			if !a.outbound {
+		if a.ins[conn] { // the attempt has not ended with a link meanwhile
+			delete(a.ins, conn)
+			if len(a.ins) == 0 && !a.outbound {
 				a.inboundFailed = true
 				n.finishLocked(peer, a, err)
 			}
@@ -735,33 +772,33 @@ func (n *Node) decide(peer string, conn net.Conn) (handshake.Status, *attempt) {
 	if n.stopped || peer == n.name {
 		return handshake.StatusNotAllowed, nil
 	}
-	if _, ok := n.links[peer]; ok {
+	if l, ok := n.links[peer]; ok {
 		// The peer dials although we have a link: it must have lost its
-		// side. The handshake asks it; on "true" the new link replaces ours.
-		a := &attempt{done: make(chan struct{}), inbound: true, in: conn}
+		// side. The handshake asks it; on "true" the new link replaces
+		// ours, unless a newer link is up by then.
+		a := n.newAttempt()
+		a.ins[conn] = true
+		a.alive, a.replaces = true, l
 		return handshake.StatusAlive, a
 	}
 	a := n.pending[peer]
 	switch {
 	case a == nil:
-		a = &attempt{done: make(chan struct{}), inbound: true, in: conn}
+		a = n.newAttempt()
+		a.ins[conn] = true
 		n.pending[peer] = a
 		return handshake.StatusOK, a
-	case a.inbound:
-		// Another handshake from this peer is pending: drop it and take
-		// the new one. BEAM does so only when its own name sorts lower
-		// and answers nok otherwise; but a peer answered nok waits for a
-		// dial from us that never comes, so a stalled handshake under
-		// its name (an impostor without the cookie, or an earlier attempt
-		// that sent its ack but has not installed its link yet, while
-		// the peer already dropped that link and dials again) would lock
-		// the genuine peer out until the setup time passes.
-		n.log.Debug("a newer handshake from this peer replaces the pending one", "peer", peer)
-		old := a.in
-		a.in = conn
-		if old != nil {
-			_ = old.Close()
-		}
+	case len(a.ins) > 0:
+		// Another handshake from this peer is pending. BEAM answers nok
+		// when its own name sorts higher and otherwise drops the older one.
+		// Neither is safe: a peer answered nok waits for a dial from us
+		// that never comes, so a stalled handshake under its name (an
+		// impostor without the cookie) would lock it out; and the older
+		// one may be the live one, the newer a stale name message from a
+		// socket the peer already closed. Both go on; the first to finish
+		// wins, within the attempt's setup time.
+		n.log.Debug("another handshake from this peer joins the pending one", "peer", peer)
+		a.ins[conn] = true
 		return handshake.StatusOKSimultaneous, a
 	case a.outbound && n.name > peer:
 		// Simultaneous connect: the higher name wins; ours goes on.
@@ -772,7 +809,7 @@ func (n *Node) decide(peer string, conn net.Conn) (handshake.Status, *attempt) {
 		// "alive", and replace that fresh link (losing what was sent on it).
 		// The dial's connection is closed here, synchronously, so it
 		// cannot write another byte once the peer hears ok_simultaneous.
-		a.inbound, a.in = true, conn
+		a.ins[conn] = true
 		a.yielded = true
 		a.abort()
 		if a.conn != nil {
@@ -780,7 +817,8 @@ func (n *Node) decide(peer string, conn net.Conn) (handshake.Status, *attempt) {
 		}
 		return handshake.StatusOKSimultaneous, a
 	default:
-		a.inbound, a.in = true, conn
+		// Our dial lost a simultaneous connect and waits for this one.
+		a.ins[conn] = true
 		return handshake.StatusOK, a
 	}
 }
@@ -804,12 +842,13 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound
 	peer := res.Peer.Name
 	l := newLink(n, conn, res)
 	n.mu.Lock()
-	superseded := a != nil && ((!inbound && a.yielded) || (inbound && a.in != conn))
+	old := n.links[peer]
+	superseded := a != nil && ((!inbound && a.yielded) || (inbound && !a.ins[conn]) ||
+		(a.alive && old != nil && old != a.replaces))
 	if n.stopped || superseded {
 		n.mu.Unlock()
 		return false
 	}
-	old := n.links[peer]
 	n.links[peer] = l
 	// The attempt ends with the link installed, in the same critical
 	// section: if the link dropped before we woke its waiters, a new
@@ -818,6 +857,11 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound
 	pend := n.pending[peer]
 	if pend != nil {
 		delete(n.pending, peer)
+	}
+	if a != nil && inbound {
+		// The other handshakes joined to this attempt lost: they are
+		// cancelled when it finishes below, and may not install a link.
+		clear(a.ins)
 	}
 	n.mu.Unlock()
 	if old != nil {
@@ -830,11 +874,14 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound
 	close(l.announced) // from now on the link may report its own end
 	// Only now wake the Connect calls waiting for this link, so what they
 	// observe (logs, events, metrics) already includes it.
+	n.mu.Lock()
 	if pend != nil {
-		n.mu.Lock()
 		n.finishLocked(peer, pend, nil)
-		n.mu.Unlock()
 	}
+	if a != nil && a != pend {
+		n.finishLocked(peer, a, nil)
+	}
+	n.mu.Unlock()
 	return true
 }
 

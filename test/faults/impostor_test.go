@@ -40,8 +40,9 @@ func halfHandshake(t *testing.T, port int, name string) net.Conn {
 // handshake under a genuine peer's name and stalls must not lock the
 // genuine peer out. A BEAM acceptor whose name sorts lower drops the older
 // pending handshake and accepts the new one (net_kernel's accept_pending:
-// "remarked"); one whose name sorts higher answers nok. Our node takes the
-// newer handshake whatever the names; a real erl is the reference.
+// "remarked"); one whose name sorts higher answers nok. Our node lets the
+// newer handshake go on beside the pending one whatever the names (the first
+// to finish wins); a real erl is the reference.
 func TestImpostorHalfHandshake(t *testing.T) {
 	const setup = 2 * time.Second
 	cookie := newCookie("impostor")
@@ -74,7 +75,7 @@ func TestImpostorHalfHandshake(t *testing.T) {
 		took, err := connectAfterImpostor(t, hi.Port(), hi.Self(), lo)
 		results = append(results, fmt.Sprintf("Go acceptor (higher name): %s after %v", errOrOK(err), took.Round(time.Millisecond)))
 		// BEAM answers nok here (and its peer gets pang); our node lets the
-		// newer handshake replace the pending one whatever the names.
+		// newer handshake go on beside the pending one whatever the names.
 		if !assert.NoError(t, err, "the genuine peer connects despite the impostor's stalled handshake") {
 			report.lose(rw, fmt.Sprintf("the genuine peer was locked out: %s after %v", errOrOK(err), took.Round(time.Millisecond)))
 		}

@@ -15,8 +15,8 @@ import (
 	"github.com/distribute-go/distribute/handshake"
 )
 
-// reviewNameMsg is a v6 name message ('N') under name, with its 2-byte length.
-func reviewNameMsg(name string) []byte {
+// rawNameMsg is a v6 name message ('N') under name, with its 2-byte length.
+func rawNameMsg(name string) []byte {
 	msg := []byte{'N'}
 	msg = binary.BigEndian.AppendUint64(msg, uint64(handshake.DefaultFlags))
 	msg = binary.BigEndian.AppendUint32(msg, 42)
@@ -25,7 +25,7 @@ func reviewNameMsg(name string) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, uint16(len(msg))), msg...)
 }
 
-func reviewReadFrame(c net.Conn) ([]byte, error) {
+func rawReadFrame(c net.Conn) ([]byte, error) {
 	var hdr [2]byte
 	if _, err := io.ReadFull(c, hdr[:]); err != nil {
 		return nil, err
@@ -35,20 +35,21 @@ func reviewReadFrame(c net.Conn) ([]byte, error) {
 	return b, err
 }
 
-func reviewPending(n *Node, peer string) *attempt {
+func pendingAttempt(n *Node, peer string) *attempt {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.pending[peer]
 }
 
-// TestReviewInboundChainStarvesConnect: a Connect call that joins a pending
-// inbound attempt never dials while name messages under the peer's name keep
-// replacing each other (decide, case a.inbound): a replaced handshake ends
-// without ending the attempt, and each replacement brings its own fresh
-// SetupTimeout. Anyone who can reach the listener (no cookie needed) keeps a
-// node from ever connecting to a healthy, reachable peer; with a context
-// without deadline, Connect never returns.
-func TestReviewInboundChainStarvesConnect(t *testing.T) {
+// TestAttemptInboundChainCannotStarveConnect (regression; found in review):
+// a Connect call that joined a pending inbound attempt never dialled while
+// name messages under the peer's name kept replacing each other: a replaced
+// handshake ended without ending the attempt, and each replacement brought a
+// fresh SetupTimeout. Anyone who reaches the listener (no cookie needed)
+// kept the node from connecting to a healthy peer; with a context without a
+// deadline, Connect never returned. Now every handshake joined to an attempt
+// ends with the attempt's one setup time, and Connect then dials itself.
+func TestAttemptInboundChainCannotStarveConnect(t *testing.T) {
 	const setup = 500 * time.Millisecond
 	port := freePort(t)
 	// a sorts higher, so while its own dial is pending it answers the
@@ -78,10 +79,10 @@ func TestReviewInboundChainStarvesConnect(t *testing.T) {
 		mu.Lock()
 		conns = append(conns, c)
 		mu.Unlock()
-		_, _ = c.Write(reviewNameMsg(b.Self())) // then stall, holding the connection
+		_, _ = c.Write(rawNameMsg(b.Self())) // then stall, holding the connection
 	}
 	impostor()
-	require.Eventually(t, func() bool { return reviewPending(a, b.Self()) != nil }, 2*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return pendingAttempt(a, b.Self()) != nil }, 2*time.Second, time.Millisecond)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -105,15 +106,16 @@ func TestReviewInboundChainStarvesConnect(t *testing.T) {
 		time.Since(start).Round(time.Millisecond))
 }
 
-// TestReviewStaleNameKillsLiveHandshake: the name message of a dial that its
-// node already closed (the loser's yielded dial of a simultaneous connect,
-// delivered late) is decided after the same peer's genuine, live handshake;
-// decide's "newer replaces pending" rule closes the live one in favour of the
-// dead one, and the genuine peer's Connect fails although both nodes are
-// healthy. The proxy only slows b's traffic to a (a slow network), so that
-// b's genuine handshake is still in progress at a when the stale name
-// message is decided.
-func TestReviewStaleNameKillsLiveHandshake(t *testing.T) {
+// TestAttemptStaleNameKeepsLiveHandshake (regression; found in review): the
+// name message of a dial that its node already closed (the loser's yielded
+// dial of a simultaneous connect, delivered late) was decided after the same
+// peer's genuine, live handshake; the old "newer replaces pending" rule
+// closed the live one in favour of the dead one, and the genuine peer's
+// Connect failed (reported as a rejected cookie) although both nodes were
+// healthy. Now both handshakes go on and the first to finish wins. The proxy
+// only slows a's answers to b (a slow network), so that b's genuine
+// handshake is still in progress at a when the stale name message is decided.
+func TestAttemptStaleNameKeepsLiveHandshake(t *testing.T) {
 	// a sorts higher, like the winner of a simultaneous connect, the only
 	// side a yielded dial's name message can reach; BEAM's accept_pending
 	// answers nok to the newer one here and keeps the live handshake.
@@ -134,7 +136,7 @@ func TestReviewStaleNameKillsLiveHandshake(t *testing.T) {
 		}
 		defer up.Close()
 		done := make(chan struct{})
-		go func() { _, _ = io.Copy(up, c); close(done) }()
+		go func() { _, _ = io.Copy(up, c); _ = up.Close(); close(done) }()
 		<-release // a's answers reach b late
 		_, _ = io.Copy(c, up)
 		_ = c.Close()
@@ -146,12 +148,12 @@ func TestReviewStaleNameKillsLiveHandshake(t *testing.T) {
 	connErr := make(chan error, 1)
 	go func() { connErr <- b.Connect(testCtx(t, 5*time.Second), a.Self()) }()
 	// b's genuine handshake is pending at a (status sent, held by the proxy).
-	require.Eventually(t, func() bool { return reviewPending(a, b.Self()) != nil }, 3*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return pendingAttempt(a, b.Self()) != nil }, 3*time.Second, time.Millisecond)
 
 	// The stale name message: sent by a dial that is already closed.
 	stale, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(a.Port())))
 	require.NoError(t, err)
-	_, err = stale.Write(reviewNameMsg(b.Self()))
+	_, err = stale.Write(rawNameMsg(b.Self()))
 	require.NoError(t, err)
 	require.NoError(t, stale.Close())
 	time.Sleep(100 * time.Millisecond) // a decides it
@@ -163,19 +165,22 @@ func TestReviewStaleNameKillsLiveHandshake(t *testing.T) {
 		require.FailNow(t, "Connect did not return")
 	}
 	assert.NoError(t, err, "a and b are healthy; a dead connection's name message must not kill b's live handshake")
+	assert.Equal(t, []string{a.Self()}, b.Nodes())
+	// Drop the proxied link now: the proxy's cleanup waits for its connections.
+	b.Disconnect(a.Self())
 }
 
-// TestReviewAliveHandshakeOverridesNewerDial (a stall emulated by a fake
-// peer): b holds a link to fake peer a that a has dropped. a dials again
-// (conn2) and gets "alive" (decide: an attempt H that is not in n.pending).
-// b then sees the old link die, and b.Connect(a) starts its own dial Y
-// (nothing pending). a answers Y "alive", b's stillDialing says true (Y is
-// pending), so by the protocol a now drops everything but conn3. Y completes
-// and installs its link; Connect returns. Then H completes (in real life: its
-// goroutine stalled between writing the ack and addLink) and addLink installs
-// it too, since H.in == conn2 is all it checks, replacing Y's link: b keeps
-// conn2, which a has dropped, and closes conn3, which a keeps. Both links die.
-func TestReviewAliveHandshakeOverridesNewerDial(t *testing.T) {
+// TestAttemptAliveHandshakeYieldsToNewerLink (regression; found in review;
+// a stall emulated by a fake peer): b holds a link to fake peer a that a has
+// dropped. a dials again (conn2) and gets "alive" (an attempt H that is not
+// in n.pending). b then sees the old link die, and b.Connect(a) starts its
+// own dial Y. a answers Y "alive", b's stillDialing says true, so by the
+// protocol a now keeps conn3 only. Y installs its link and Connect returns.
+// Then H completes (in real life: its goroutine stalled between the ack and
+// addLink). addLink used to install it too, replacing Y's link: b kept
+// conn2, which a had dropped, and closed conn3, which a kept. An "alive"
+// handshake now installs only over the link it was answered about, or none.
+func TestAttemptAliveHandshakeYieldsToNewerLink(t *testing.T) {
 	var ev events
 	port := freePort(t)
 	b := startNode(t, shortName("b"), testCookie, Options{EPMDPort: port, OnEvent: ev.add})
@@ -203,9 +208,9 @@ func TestReviewAliveHandshakeOverridesNewerDial(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn2.Close() })
 	require.NoError(t, conn2.SetDeadline(time.Now().Add(5*time.Second)))
-	_, err = conn2.Write(reviewNameMsg(aName))
+	_, err = conn2.Write(rawNameMsg(aName))
 	require.NoError(t, err)
-	st, err := reviewReadFrame(conn2)
+	st, err := rawReadFrame(conn2)
 	require.NoError(t, err)
 	require.Equal(t, "salive", string(st))
 
@@ -219,14 +224,14 @@ func TestReviewAliveHandshakeOverridesNewerDial(t *testing.T) {
 	// H goes on: true, b's challenge, our reply, b's ack.
 	_, err = conn2.Write([]byte{0, 5, 's', 't', 'r', 'u', 'e'})
 	require.NoError(t, err)
-	ch, err := reviewReadFrame(conn2)
+	ch, err := rawReadFrame(conn2)
 	require.NoError(t, err)
 	require.Equal(t, byte('N'), ch[0])
 	d := handshake.Digest(testCookie, binary.BigEndian.Uint32(ch[9:13]))
 	reply := append([]byte{0, 21, 'r', 0, 0, 0, 7}, d[:]...)
 	_, err = conn2.Write(reply)
 	require.NoError(t, err)
-	_, _ = reviewReadFrame(conn2) // the ack, if b sends it
+	_, _ = rawReadFrame(conn2) // the ack, if b sends it
 
 	time.Sleep(100 * time.Millisecond) // a second install would be done by now
 	select {
