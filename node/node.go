@@ -858,8 +858,8 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound
 	if pend != nil {
 		delete(n.pending, peer)
 	}
-	if a != nil && inbound {
-		// The other handshakes joined to this attempt lost: they are
+	if a != nil {
+		// The handshakes still joined to this attempt lost: they are
 		// cancelled when it finishes below, and may not install a link.
 		clear(a.ins)
 	}
