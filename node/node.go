@@ -195,8 +195,11 @@ type attempt struct {
 	// up, never over a newer link made meanwhile.
 	alive    bool
 	replaces *link
+	// won: a link is up for this attempt (set by addLink before it wakes
+	// the waiters); no failure may end the attempt any more.
+	won bool
 	// inboundFailed: the attempt ended because the peer's handshake
-	// failed, not our own dial (set before done is closed).
+	// failed, not our own dial (set by finishLocked, before done closes).
 	inboundFailed bool
 }
 
@@ -586,7 +589,7 @@ func (n *Node) Disconnect(peer string) bool {
 }
 
 // finish ends attempt a for peer with err (under n.mu).
-func (n *Node) finishLocked(peer string, a *attempt, err error) {
+func (n *Node) finishLocked(peer string, a *attempt, err error, inboundFailed bool) {
 	select {
 	case <-a.done:
 		return
@@ -595,7 +598,7 @@ func (n *Node) finishLocked(peer string, a *attempt, err error) {
 	if n.pending[peer] == a {
 		delete(n.pending, peer)
 	}
-	a.err = err
+	a.err, a.inboundFailed = err, inboundFailed
 	close(a.done)
 	a.cancel() // cancels the inbound handshakes still joined to it
 }
@@ -648,19 +651,18 @@ func (n *Node) dial(ctx context.Context, a *attempt, peer string) {
 		err = errNodeStopped
 	}
 	n.mu.Lock()
-	yielded := a.yielded
+	quiet := a.yielded || a.won // aborted for the peer's attempt, or a link is up anyway
 	n.mu.Unlock()
-	if !yielded { // a dial aborted for the peer's attempt did not fail
+	if !quiet {
 		n.log.Debug("connect failed", "peer", peer, "err", err)
 		n.emit(Event{Kind: EventHandshakeFailed, Peer: peer, Err: err})
 	}
 	n.mu.Lock()
 	a.outbound = false
-	if len(a.ins) == 0 {
+	if len(a.ins) == 0 && !a.won {
 		// A dial that yielded ends the attempt only once the handshake it
 		// yielded to failed: that is the peer's failure, not ours.
-		a.inboundFailed = a.yielded
-		n.finishLocked(peer, a, err)
+		n.finishLocked(peer, a, err, a.yielded)
 	}
 	n.mu.Unlock()
 }
@@ -754,9 +756,8 @@ func (n *Node) accept(conn net.Conn) {
 		n.mu.Lock()
 		if a.ins[conn] { // the attempt has not ended with a link meanwhile
 			delete(a.ins, conn)
-			if len(a.ins) == 0 && !a.outbound {
-				a.inboundFailed = true
-				n.finishLocked(peer, a, err)
+			if len(a.ins) == 0 && !a.outbound && !a.won {
+				n.finishLocked(peer, a, err, true)
 			}
 		}
 		n.mu.Unlock()
@@ -858,10 +859,15 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound
 	if pend != nil {
 		delete(n.pending, peer)
 	}
-	if a != nil {
-		// The handshakes still joined to this attempt lost: they are
-		// cancelled when it finishes below, and may not install a link.
-		clear(a.ins)
+	// The attempt (and the pending one, if another) has won: no failure
+	// of its dial or of a handshake still joined to it may end it now, and
+	// those handshakes, cancelled when it finishes below, may not install
+	// a link.
+	for _, w := range []*attempt{a, pend} {
+		if w != nil {
+			w.won = true
+			clear(w.ins)
+		}
 	}
 	n.mu.Unlock()
 	if old != nil {
@@ -876,10 +882,10 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound
 	// observe (logs, events, metrics) already includes it.
 	n.mu.Lock()
 	if pend != nil {
-		n.finishLocked(peer, pend, nil)
+		n.finishLocked(peer, pend, nil, false)
 	}
 	if a != nil && a != pend {
-		n.finishLocked(peer, a, nil)
+		n.finishLocked(peer, a, nil, false)
 	}
 	n.mu.Unlock()
 	return true
