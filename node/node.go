@@ -556,6 +556,9 @@ func (n *Node) joinOrDial(peer string) (*attempt, error) {
 	a := n.pending[peer]
 	if a == nil {
 		a = n.newAttempt()
+		// The dial has its own deadline, not a child of a.ctx: another
+		// attempt's link may finish this one while its dial must go on (the
+		// peer answered that dial's "alive" and chose it).
 		dctx, cancel := context.WithTimeout(n.ctx, n.opts.SetupTimeout)
 		a.outbound, a.abort = true, cancel
 		n.pending[peer] = a
@@ -588,7 +591,8 @@ func (n *Node) Disconnect(peer string) bool {
 	return true
 }
 
-// finish ends attempt a for peer with err (under n.mu).
+// finishLocked ends attempt a for peer with err, once (under n.mu);
+// inboundFailed says the peer's handshake failed, not our dial.
 func (n *Node) finishLocked(peer string, a *attempt, err error, inboundFailed bool) {
 	select {
 	case <-a.done:
@@ -835,10 +839,10 @@ func (n *Node) stillDialing(peer string) bool {
 }
 
 // addLink installs a link for a finished handshake; false if the node is
-// stopping.
-// a is the attempt the handshake belongs to: an outbound one that yielded
-// to the peer's attempt meanwhile, or an inbound one superseded by a newer
-// inbound handshake, installs nothing.
+// stopping or the handshake lost. a is the attempt the handshake belongs
+// to: a dial that yielded to the peer's attempt, an inbound handshake
+// whose attempt already won with another connection, or an "alive"
+// handshake whose link was replaced meanwhile installs nothing.
 func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound bool) bool {
 	peer := res.Peer.Name
 	l := newLink(n, conn, res)
