@@ -29,7 +29,6 @@ import (
 	"time"
 
 	"github.com/distribute-go/distribute/epmd"
-	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/handshake"
 )
 
@@ -96,6 +95,11 @@ type Options struct {
 	// OnEvent, if set, is called (synchronously, keep it quick) for each
 	// link, handshake and EPMD event; metrics hang off it.
 	OnEvent func(Event)
+	// Handler receives the control messages that arrive on the node's
+	// connections (see Handler for its concurrency contract). nil means a
+	// node with no processes: monitors and links of anything get noproc at
+	// once, so no BEAM caller waits on it. The process package sets it.
+	Handler Handler
 }
 
 // EventKind names what happened.
@@ -142,7 +146,6 @@ type Node struct {
 	log      *slog.Logger
 	hs       handshake.Config
 	creation uint32
-	pid      etf.Pid // the process that makes this node's calls
 	epmdPort int
 	port     int // distribution listen port
 
@@ -151,7 +154,11 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	refs atomic.Uint64
+	handler Handler
+
+	tooLarge  atomic.Uint64
+	malformed atomic.Uint64
+	skipLog   logLimiter
 
 	mu      sync.Mutex
 	links   map[string]*link
@@ -295,6 +302,10 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 		epmdPort: epmdPort,
 		links:    map[string]*link{},
 		pending:  map[string]*attempt{},
+		handler:  o.Handler,
+	}
+	if n.handler == nil {
+		n.handler = noProcesses{}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(o.ListenAddr, strconv.Itoa(o.ListenPort)))
 	if err != nil {
@@ -321,7 +332,6 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 		n.reg, n.embedded = reg, shared
 		n.creation = reg.Creation()
 	}
-	n.pid = etf.Pid{Node: etf.Atom(name), ID: 1, Serial: 0, Creation: n.creation}
 	n.hs = handshake.Config{
 		Name:        name,
 		Cookie:      cookie,
@@ -877,6 +887,7 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound
 	if old != nil {
 		old.close(errors.New("replaced by a new connection"))
 	}
+	n.handler.ConnUp(l.pub)
 	l.start()
 	n.log.Debug("link up", "peer", peer, "inbound", inbound, "negotiated_flags", res.Flags.String(),
 		"peer_flags", res.Peer.Flags.String())
@@ -938,17 +949,5 @@ func (n *Node) tickLoop() {
 		for _, l := range ls {
 			l.tick()
 		}
-	}
-}
-
-// newRef returns a reference never used before by this node (within its
-// creation): a 64-bit counter spread over the three id words.
-func (n *Node) newRef() etf.Ref {
-	c := n.refs.Add(1)
-	return etf.Ref{
-		Node:     etf.Atom(n.name),
-		Creation: n.creation,
-		Len:      3,
-		ID:       [5]uint32{uint32(c & 0x3FFFF), uint32(c >> 18), uint32(c >> 50)},
 	}
 }
