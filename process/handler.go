@@ -143,8 +143,5 @@ func (n *Node) spawnRequest(c *node.Conn, req control.SpawnRequest, args control
 		f(n, c, req, args)
 		return
 	}
-	_ = c.Send(control.SpawnReply{ReqID: req.ReqID, To: req.From, Result: atomNotsup}, nil)
+	n.RefuseSpawn(c, req, atomNotsup)
 }
-
-// spawnReply is the answer to a spawn request of ours: none are made by this package yet.
-func (n *Node) spawnReply(control.SpawnReply) {}

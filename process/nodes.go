@@ -50,6 +50,7 @@ func (n *Node) nodeDown(peerName string, reason error) {
 		subs = append(subs, s)
 	}
 	n.mu.Unlock()
+	n.spawnsDown(peerName)
 	if ps != nil {
 		for k, p := range ps.links {
 			p.signal(k.remote, atomNoconn, true)

@@ -77,8 +77,11 @@ type Node struct {
 	subs         map[*subscription]struct{}
 	stopped      bool
 
-	netKernel *Process
-	sender    *Process // the sender of messages sent with Node.Send
+	spawns map[etf.Ref]*pendingSpawn // our spawn requests waiting for SPAWN_REPLY
+
+	netKernel   *Process
+	sender      *Process // the sender of messages sent with Node.Send
+	groupLeader *Process // answers I/O requests of code run for us elsewhere
 
 	stats counters
 }
@@ -114,6 +117,7 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 		peers:        map[string]*peer{},
 		nodeWatchers: map[*Process]struct{}{},
 		subs:         map[*subscription]struct{}{},
+		spawns:       map[etf.Ref]*pendingSpawn{},
 	}
 	no := o.Node
 	no.Handler = (*handler)(n)
@@ -125,6 +129,7 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 	n.netKernel = n.SpawnHandler(n.netKernelHandler)
 	_ = n.Register("net_kernel", n.netKernel)
 	n.sender = n.Spawn()
+	n.groupLeader = n.SpawnHandler(n.groupLeaderHandler)
 	close(n.ready)
 	return n, nil
 }
