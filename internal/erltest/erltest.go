@@ -230,12 +230,47 @@ func (p *Process) Port() int { return p.port }
 func (p *Process) Cookie() string { return p.secret }
 
 // Signal sends sig to the process group (e.g. syscall.SIGSTOP to freeze a node, SIGCONT to resume it).
+// For SIGSTOP it returns once every thread of the process is stopped (where /proc tells): the kernel
+// delivers the stop asynchronously, and a BEAM scheduler thread still running on another core can answer
+// a ping a moment after kill(2) returned.
 func (p *Process) Signal(sig syscall.Signal) error {
 	err := syscall.Kill(-p.Pid(), sig)
 	if errors.Is(err, syscall.ESRCH) {
 		return os.ErrProcessDone
 	}
+	if err == nil && sig == syscall.SIGSTOP {
+		waitStopped(p.Pid(), 5*time.Second)
+	}
 	return err
+}
+
+// waitStopped waits up to within until every thread of pid is in state T (stopped) per
+// /proc/PID/task/*/stat; it returns at once where /proc is missing.
+func waitStopped(pid int, within time.Duration) {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		if len(stats) == 0 {
+			return
+		}
+		stopped := true
+		for _, f := range stats {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue // thread gone
+			}
+			// pid (comm) S ...: the state follows the last ')'.
+			i := bytes.LastIndexByte(b, ')')
+			if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Kill kills the process group with SIGKILL and waits for the process to be reaped. It is idempotent and
@@ -375,7 +410,7 @@ func startEPMD(t testing.TB, rt *Runtime, port int) *Process {
 	if rt.IsHost() {
 		RequireEpmd(t)
 	} else {
-		rt.requireProgram(t, "epmd")
+		rt.RequireProgram(t, "epmd")
 	}
 	if port == 0 {
 		port = FreePort(t)
@@ -487,7 +522,7 @@ func (o ErlOptions) timeout() time.Duration {
 func StartErl(t testing.TB, opts ErlOptions) *Process {
 	t.Helper()
 	rt := opts.Runtime.orHost()
-	rt.requireProgram(t, "erl")
+	rt.RequireProgram(t, "erl")
 	if opts.Name == "" {
 		opts.Name = UniqueName("erl")
 	}
@@ -516,7 +551,7 @@ func StartErl(t testing.TB, opts ErlOptions) *Process {
 func ErlEval(t testing.TB, opts ErlOptions, expr string) string {
 	t.Helper()
 	rt := opts.Runtime.orHost()
-	rt.requireProgram(t, "erl")
+	rt.RequireProgram(t, "erl")
 	args, env := opts.args(t, opts.Name != "")
 	expr = strings.TrimSuffix(strings.TrimSpace(expr), ".")
 	args = append(args, "-eval", `try begin `+expr+` end of _ -> erlang:halt(0) catch C:R:S -> `+
@@ -532,8 +567,8 @@ func ErlEval(t testing.TB, opts ErlOptions, expr string) string {
 func ElixirEval(t testing.TB, opts ErlOptions, code string) string {
 	t.Helper()
 	rt := opts.Runtime.orHost()
-	rt.requireProgram(t, "erl")
-	rt.requireProgram(t, "elixir")
+	rt.RequireProgram(t, "erl")
+	rt.RequireProgram(t, "elixir")
 	erlArgs, env := opts.args(t, opts.Name != "")
 	var args []string
 	// Keep the node flags for elixir's own options; everything else goes to erl through --erl.

@@ -306,8 +306,9 @@ func (rt *Runtime) HasProgram(prog string) bool {
 	return false
 }
 
-// requireProgram skips (fails under CI=true) the test when the runtime or prog in it is missing.
-func (rt *Runtime) requireProgram(t testing.TB, prog string) {
+// RequireProgram skips the test when the runtime or prog (erl, elixir, epmd, erl_call, escript) in it is
+// missing; under CI=true it fails the test instead.
+func (rt *Runtime) RequireProgram(t testing.TB, prog string) {
 	t.Helper()
 	rt.Require(t)
 	if !rt.HasProgram(prog) {
