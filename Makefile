@@ -10,7 +10,7 @@ FUZZ_TARGETS := \
 	./handshake:FuzzAccept \
 	./handshake:FuzzInitiate
 
-.PHONY: help build test unit fuzz bench run vet clean
+.PHONY: help build test unit fuzz bench run vet clean otp
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,6 +41,9 @@ run: ## run a node (embedded EPMD when none runs); NAME=alive or alive@host
 vet: ## go vet and gofmt check
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+
+otp: ## build the OTP 27 (Debian trixie) and newest OTP (sid) chroots the interop tests also run on (root, debootstrap; DISTRIBUTE_OTP_CACHE)
+	bash scripts/otp.sh
 
 clean: ## remove build output
 	rm -rf bin

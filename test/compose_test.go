@@ -148,13 +148,12 @@ func (p *proc) output() string {
 	return p.out.String()
 }
 
-func startRole(t *testing.T, script, role string, env []string) *proc {
+func startRole(t *testing.T, rt *erltest.Runtime, script, role string, env []string) *proc {
 	t.Helper()
 	p := &proc{done: make(chan struct{})}
-	p.cmd = exec.Command("sh", script, role)
+	p.cmd = rt.Command(nil, "sh", script, role) // its own process group
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p.cmd.WaitDelay = 2 * time.Second
 	require.NoError(t, p.cmd.Start())
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
@@ -171,10 +170,10 @@ func startRole(t *testing.T, script, role string, env []string) *proc {
 // TestComposeScenarioNative runs the compose scenario's three roles on this
 // machine, with the same script, on a private EPMD port: the Go node (whose
 // embedded EPMD the BEAM nodes register with) connects to both BEAM nodes
-// and reports them healthy; both BEAM nodes get pong from the Go node.
+// and reports them healthy; both BEAM nodes get pong from the Go node. The
+// Erlang and Elixir roles run in each runtime (the script is copied where the
+// runtime can read it); the Go role runs on the host.
 func TestComposeScenarioNative(t *testing.T) {
-	erltest.RequireErl(t)
-	erltest.RequireElixir(t)
 	t.Parallel()
 	root := repoRoot(t)
 	bin := filepath.Join(t.TempDir(), "distribute")
@@ -182,7 +181,16 @@ func TestComposeScenarioNative(t *testing.T) {
 	build.Dir = root
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "go build: %s", out)
+	scriptText, err := os.ReadFile(filepath.Join(root, "test", "scenario", "cluster.sh"))
+	require.NoError(t, err)
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
+		composeScenarioNative(t, rt, bin, filepath.Join(root, "test", "scenario", "cluster.sh"),
+			rt.WriteFile(t, "cluster.sh", scriptText, 0o755))
+	})
+}
 
+func composeScenarioNative(t *testing.T, rt *erltest.Runtime, bin, hostScript, rtScript string) {
+	rt.RequireProgram(t, "elixir")
 	epmdPort := erltest.FreePort(t)
 	httpPort := erltest.FreePort(t)
 	erlNode := erltest.UniqueName("sc_erl") + "@localhost"
@@ -196,12 +204,11 @@ func TestComposeScenarioNative(t *testing.T) {
 		"DISTRIBUTE=" + bin,
 		"PING_EVERY=1",
 	}
-	script := filepath.Join(root, "test", "scenario", "cluster.sh")
-	goRole := startRole(t, script, "go", env)
+	goRole := startRole(t, erltest.Host(), hostScript, "go", env)
 	require.Eventually(t, func() bool { return strings.Contains(goRole.output(), "listening on port") },
 		10*time.Second, 50*time.Millisecond, "the Go node starts")
-	erlRole := startRole(t, script, "erlang", env)
-	exRole := startRole(t, script, "elixir", env)
+	erlRole := startRole(t, rt, rtScript, "erlang", env)
+	exRole := startRole(t, rt, rtScript, "elixir", env)
 
 	url := fmt.Sprintf("http://127.0.0.1:%d/health", httpPort)
 	var last string

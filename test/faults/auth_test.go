@@ -116,19 +116,20 @@ func TestWrongCookie(t *testing.T) {
 	})
 
 	t.Run("go-to-erl-50", func(t *testing.T) {
-		erltest.RequireErl(t)
-		const n = 50
-		rw := report.add(t, "wrong cookie, Go -> real erl", n, "")
-		beam := startErl(t, "erl_auth", right, epmdPort, 0)
-		logs := &logBuf{}
-		ini := startNode(t, shortName("auth_ini"), wrong, node.Options{EPMD: node.EPMDExternal, EPMDPort: epmdPort, Logger: debugLogger(logs)})
-		texts, unexpected := attempts(t, ini, beam.Node(), n)
-		expectAuthOnly(t, rw, unexpected)
-		assert.Equal(t, "[]", erlEval(t, beam, "nodes(connected)"), "erl never connected")
-		lines := strings.Split(logs.String(), "\n")
-		noSecret(t, "an error", texts, right, wrong)
-		noSecret(t, "a log line", lines, right, wrong)
-		report.set(rw, n, fmt.Sprintf("never connected (erl nodes(connected) = []); %d ErrAuth; cookie in no error or log line", n))
+		erltest.ForEachRuntimeSerial(t, func(t *testing.T, rt *erltest.Runtime) {
+			const n = 50
+			rw := report.add(t, "wrong cookie, Go -> real erl", n, "")
+			beam := startErl(t, rt, "erl_auth", right, epmdPort, 0)
+			logs := &logBuf{}
+			ini := startNode(t, shortName("auth_ini"), wrong, node.Options{EPMD: node.EPMDExternal, EPMDPort: epmdPort, Logger: debugLogger(logs)})
+			texts, unexpected := attempts(t, ini, beam.Node(), n)
+			expectAuthOnly(t, rw, unexpected)
+			assert.Equal(t, "[]", erlEval(t, beam, "nodes(connected)"), "erl never connected")
+			lines := strings.Split(logs.String(), "\n")
+			noSecret(t, "an error", texts, right, wrong)
+			noSecret(t, "a log line", lines, right, wrong)
+			report.set(rw, n, fmt.Sprintf("never connected (erl nodes(connected) = []); %d ErrAuth; cookie in no error or log line", n))
+		})
 	})
 
 	t.Run("cookie-file-modes", func(t *testing.T) {

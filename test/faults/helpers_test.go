@@ -124,11 +124,11 @@ func startEPMDServer(t *testing.T, requestTimeout time.Duration, log *slog.Logge
 	return srv, ln.Addr().(*net.TCPAddr).Port
 }
 
-// startErl starts a real erl node with a control loop, on EPMD port
-// epmdPort, with cookie.
-func startErl(t *testing.T, prefix, cookie string, epmdPort, tickTime int) *erltest.Process {
+// startErl starts a real erl node in runtime rt (nil: the host's) with a
+// control loop, on EPMD port epmdPort, with cookie.
+func startErl(t *testing.T, rt *erltest.Runtime, prefix, cookie string, epmdPort, tickTime int) *erltest.Process {
 	t.Helper()
-	return erltest.StartErl(t, erltest.ErlOptions{
+	return erltest.StartErl(t, erltest.ErlOptions{Runtime: rt,
 		Name: erltest.UniqueName(prefix), Cookie: cookie, EPMDPort: epmdPort, TickTime: tickTime, Control: true,
 	})
 }

@@ -94,23 +94,24 @@ func TestStorms(t *testing.T) {
 		report.set(rw, calls, fmt.Sprintf("%d/%d nil, one link (one TCP connection), one handshake per side", calls, calls))
 
 		t.Run("to-erl", func(t *testing.T) {
-			erltest.RequireErl(t)
-			rw := report.add(t, "500 concurrent Connect calls from a Go node to a real erl node", calls, "")
-			erl := startErl(t, "erl_storm", cookie, epmdPort, 0)
-			for i, err := range storm(erl.Node()) {
-				require.NoError(t, err, "Connect call %d to erl", i)
-			}
-			erlPort := erlDistPort(t, epmdPort, erl.Node())
-			var hidden string
-			_, ok := waitFor(3*time.Second, func() bool { // erl installs its side a moment later
-				hidden = erlEval(t, erl, "nodes(hidden)")
-				return hidden == fmt.Sprintf("[%s]", a.Self())
+			erltest.ForEachRuntimeSerial(t, func(t *testing.T, rt *erltest.Runtime) {
+				rw := report.add(t, "500 concurrent Connect calls from a Go node to a real erl node", calls, "")
+				erl := startErl(t, rt, "erl_storm", cookie, epmdPort, 0)
+				for i, err := range storm(erl.Node()) {
+					require.NoError(t, err, "Connect call %d to erl", i)
+				}
+				erlPort := erlDistPort(t, epmdPort, erl.Node())
+				var hidden string
+				_, ok := waitFor(3*time.Second, func() bool { // erl installs its side a moment later
+					hidden = erlEval(t, erl, "nodes(hidden)")
+					return hidden == fmt.Sprintf("[%s]", a.Self())
+				})
+				assert.True(t, ok, "erl sees exactly one hidden node, ours (got %s)", hidden)
+				_, ok = waitFor(3*time.Second, func() bool { return establishedOn(erlPort) == 1 })
+				assert.True(t, ok, "one TCP connection to erl's distribution port (got %d)", establishedOn(erlPort))
+				assert.Equal(t, 1, evA.count(node.EventHandshakeOK, erl.Node(), nil), "one handshake with erl")
+				report.set(rw, calls, fmt.Sprintf("%d/%d nil, one link (erl: nodes(hidden) has 1, one TCP connection)", calls, calls))
 			})
-			assert.True(t, ok, "erl sees exactly one hidden node, ours (got %s)", hidden)
-			_, ok = waitFor(3*time.Second, func() bool { return establishedOn(erlPort) == 1 })
-			assert.True(t, ok, "one TCP connection to erl's distribution port (got %d)", establishedOn(erlPort))
-			assert.Equal(t, 1, evA.count(node.EventHandshakeOK, erl.Node(), nil), "one handshake with erl")
-			report.set(rw, calls, fmt.Sprintf("%d/%d nil, one link (erl: nodes(hidden) has 1, one TCP connection)", calls, calls))
 		})
 	})
 
