@@ -10,6 +10,7 @@ import (
 
 	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/node"
 	"github.com/distribute-go/distribute/process"
 )
 
@@ -133,3 +134,6 @@ func (e *peerEnv) erlPid(t *testing.T, key, body string) etf.Pid {
 	}))
 	return m[2].(etf.Pid)
 }
+
+// nodeTick is link-layer options with a net_ticktime of secs seconds.
+func nodeTick(secs int) node.Options { return node.Options{TickTime: time.Duration(secs) * time.Second} }

@@ -313,3 +313,18 @@ func (n *Node) linkExit(from, to etf.Pid, reason etf.Term) {
 	}
 	_ = c.Send(control.Exit{From: from, To: to, Reason: reason}, nil)
 }
+
+// Links returns the pids p is linked to, like process_info(Pid, links), in no particular order;
+// nil once p has exited.
+func (p *Process) Links() []etf.Pid {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.links) == 0 {
+		return nil
+	}
+	out := make([]etf.Pid, 0, len(p.links))
+	for l := range p.links {
+		out = append(out, l)
+	}
+	return out
+}
