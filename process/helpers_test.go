@@ -136,4 +136,6 @@ func (e *peerEnv) erlPid(t *testing.T, key, body string) etf.Pid {
 }
 
 // nodeTick is link-layer options with a net_ticktime of secs seconds.
-func nodeTick(secs int) node.Options { return node.Options{TickTime: time.Duration(secs) * time.Second} }
+func nodeTick(secs int) node.Options {
+	return node.Options{TickTime: time.Duration(secs) * time.Second}
+}

@@ -29,7 +29,9 @@ func (e *peerEnv) linkedOnErl(t *testing.T, key string, pid etf.Pid) bool {
 	return e.eval(t, `{links, L} = process_info(get(%s), links), lists:member(get(probe), L)`, key) == "true"
 }
 
-func exitMsg(from etf.Pid, reason etf.Term) etf.Tuple { return etf.Tuple{etf.Atom("EXIT"), from, reason} }
+func exitMsg(from etf.Pid, reason etf.Term) etf.Tuple {
+	return etf.Tuple{etf.Atom("EXIT"), from, reason}
+}
 
 // TestLinkGoToBEAM: a Go process links to BEAM processes: trapped exits arrive as {'EXIT', Pid,
 // Reason}, untrapped ones end it with the reason, normal is ignored, a dead or unknown pid gives
