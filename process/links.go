@@ -242,8 +242,10 @@ func (p *Process) exit(reason etf.Term) {
 	p.links, p.monitoredBy, p.monitors, p.aliases, p.name, p.nodeMons = nil, nil, nil, nil, "", nil
 	p.unlinking = nil
 	clear(p.queue)
-	p.queue, p.head, p.bytes = nil, 0, 0
-	close(p.done)
+	p.queue, p.head, p.bytes, p.wake = nil, 0, 0, nil
+	if p.done != nil {
+		close(p.done)
+	}
 	p.mu.Unlock()
 
 	n.mu.Lock()

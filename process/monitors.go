@@ -17,11 +17,12 @@ import (
 func (p *Process) Monitor(target any) (etf.Ref, error) {
 	n := p.n
 	ref := n.MakeRef()
+	if t, ok := target.(*Process); ok {
+		target = t.pid // a process of another node in this program is monitored over the wire
+	}
 	var obj, wire etf.Term
 	var peerName string
 	switch t := target.(type) {
-	case *Process:
-		obj, wire = t.pid, t.pid
 	case etf.Pid:
 		obj, wire = t, t
 		if t.Node != n.self {
@@ -44,8 +45,6 @@ func (p *Process) Monitor(target any) (etf.Ref, error) {
 	if peerName == "" {
 		var q *Process
 		switch t := target.(type) {
-		case *Process:
-			q = t
 		case etf.Pid:
 			q = n.lookup(t)
 		case etf.Atom:
@@ -112,6 +111,7 @@ func (p *Process) Demonitor(ref etf.Ref) bool {
 			copy(q[i:], q[i+1:])
 			p.queue[len(p.queue)-1] = entry{}
 			p.queue = p.queue[:len(p.queue)-1]
+			p.taken++
 			break
 		}
 	}

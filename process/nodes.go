@@ -135,10 +135,8 @@ func (n *Node) MonitorNodes(p *Process, on bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if on {
-		select {
-		case <-p.done:
+		if !p.alive() {
 			return
-		default:
 		}
 		n.nodeWatchers[p] = struct{}{}
 	} else {
