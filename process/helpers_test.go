@@ -20,7 +20,7 @@ const testCookie = "processtestcookie"
 const wait = 20 * time.Second
 
 // startGo starts a Go node with processes on the EPMD at epmdPort, stopped when the test ends.
-func startGo(t *testing.T, epmdPort int, opts *process.Options) *process.Node {
+func startGo(t testing.TB, epmdPort int, opts *process.Options) *process.Node {
 	t.Helper()
 	var o process.Options
 	if opts != nil {
@@ -38,7 +38,7 @@ func startGo(t *testing.T, epmdPort int, opts *process.Options) *process.Node {
 	return n
 }
 
-func ctxFor(t *testing.T, d time.Duration) context.Context {
+func ctxFor(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)

@@ -17,7 +17,7 @@ import (
 )
 
 // goPair starts two Go nodes on one EPMD.
-func goPair(t *testing.T, opts *process.Options) (*process.Node, *process.Node) {
+func goPair(t testing.TB, opts *process.Options) (*process.Node, *process.Node) {
 	t.Helper()
 	port := erltest.FreePort(t)
 	erltest.StartEPMD(t, port)
