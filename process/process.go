@@ -199,7 +199,8 @@ type Stats struct {
 	MailboxFull uint64
 	// NoProcess counts messages to a pid, name or alias of this node that has no process.
 	NoProcess uint64
-	// Undecodable counts messages whose term did not decode.
+	// Undecodable counts messages whose term did not decode (dropped) and exit or DOWN reasons
+	// that did not (delivered as ReasonUndecodable).
 	Undecodable uint64
 }
 

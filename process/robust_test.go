@@ -115,3 +115,28 @@ func testMailboxLimit(t *testing.T, rt *erltest.Runtime) {
 	assert.Equal(t, etf.Atom("again"), recv(t, full, nil))
 	assert.NotContains(t, logs.String(), testCookie)
 }
+
+// TestDeepExitReason: a BEAM process linked to and monitored by Go processes exits with a reason
+// nested 2,000 deep: the link still breaks and the monitor still fires, with the reason or, when
+// it does not decode, process.ReasonUndecodable.
+func TestDeepExitReason(t *testing.T) { erltest.ForEachRuntime(t, testDeepExitReason) }
+
+func testDeepExitReason(t *testing.T, rt *erltest.Runtime) {
+	e := setup(t, rt, nil, erltest.ErlOptions{})
+	c := e.crossLinks(t, "x")
+	plain := e.g.Spawn()
+	require.NoError(t, plain.Link(c.target))
+	e.sync(t)
+	e.eval(t, `get(x) ! {stop, lists:foldl(fun(_, A) -> {A} end, deep, lists:seq(1, 2000))}, ok`)
+	isDeep := func(r etf.Term) bool { return r == process.ReasonUndecodable || depth(r) == 2000 }
+	m := tuple(recv(t, c.linked, nil))
+	require.Len(t, m, 3)
+	assert.Equal(t, etf.Atom("EXIT"), m[0])
+	assert.True(t, isDeep(m[2]), "reason %v", m[2])
+	d := tuple(recv(t, c.monitor, nil))
+	require.Len(t, d, 5)
+	assert.Equal(t, c.ref, d[1])
+	assert.True(t, isDeep(d[4]), "reason %v", d[4])
+	assert.True(t, isDeep(waitDone(t, plain)))
+	assert.Empty(t, c.linked.Links())
+}
