@@ -25,8 +25,8 @@ func heapAfterGC() uint64 {
 // process, its pid and its place in the process table) and no goroutine.
 func TestIdleProcessMemory(t *testing.T) {
 	n := 1_000_000
-	if testing.Short() {
-		n = 100_000
+	if testing.Short() || raceEnabled {
+		n = 100_000 // the race detector makes a million slow; the size per process is the same
 	}
 	a, _ := goPair(t, nil)
 	goroutines := runtime.NumGoroutine()

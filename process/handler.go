@@ -17,13 +17,13 @@ type SpawnFunc func(n *Node, c *node.Conn, req control.SpawnRequest, args contro
 func (h *handler) ConnUp(c *node.Conn) {
 	n := (*Node)(h)
 	<-n.ready
-	n.nodeUp(c.Peer())
+	n.nodeUp(c)
 }
 
 func (h *handler) ConnDown(c *node.Conn, reason error) {
 	n := (*Node)(h)
 	<-n.ready
-	n.nodeDown(c.Peer(), reason)
+	n.nodeDown(c, reason)
 }
 
 func (h *handler) HandleMessage(c *node.Conn, m control.Message, p control.Payload) {
@@ -50,9 +50,9 @@ func (h *handler) HandleMessage(c *node.Conn, m control.Message, p control.Paylo
 	case control.Link:
 		n.remoteLink(c, m.From, m.To)
 	case control.Unlink:
-		n.remoteUnlink(c.Peer(), m.From, m.To)
+		n.remoteUnlink(c, m.From, m.To)
 	case control.UnlinkID:
-		n.remoteUnlink(c.Peer(), m.From, m.To)
+		n.remoteUnlink(c, m.From, m.To)
 		_ = c.Send(control.UnlinkIDAck{ID: m.ID, From: m.To, To: m.From}, nil)
 	case control.UnlinkIDAck:
 		if q := n.lookup(m.To); q != nil {
@@ -60,30 +60,30 @@ func (h *handler) HandleMessage(c *node.Conn, m control.Message, p control.Paylo
 		}
 
 	case control.Exit:
-		n.remoteExit(c.Peer(), m.From, m.To, m.Reason, true)
+		n.remoteExit(c, m.From, m.To, m.Reason, true)
 	case control.ExitTT:
-		n.remoteExit(c.Peer(), m.From, m.To, m.Reason, true)
+		n.remoteExit(c, m.From, m.To, m.Reason, true)
 	case control.PayloadExit:
-		n.remoteExit(c.Peer(), m.From, m.To, n.reason(p), true)
+		n.remoteExit(c, m.From, m.To, n.reason(p), true)
 	case control.PayloadExitTT:
-		n.remoteExit(c.Peer(), m.From, m.To, n.reason(p), true)
+		n.remoteExit(c, m.From, m.To, n.reason(p), true)
 	case control.Exit2:
-		n.remoteExit(c.Peer(), m.From, m.To, m.Reason, false)
+		n.remoteExit(c, m.From, m.To, m.Reason, false)
 	case control.Exit2TT:
-		n.remoteExit(c.Peer(), m.From, m.To, m.Reason, false)
+		n.remoteExit(c, m.From, m.To, m.Reason, false)
 	case control.PayloadExit2:
-		n.remoteExit(c.Peer(), m.From, m.To, n.reason(p), false)
+		n.remoteExit(c, m.From, m.To, n.reason(p), false)
 	case control.PayloadExit2TT:
-		n.remoteExit(c.Peer(), m.From, m.To, n.reason(p), false)
+		n.remoteExit(c, m.From, m.To, n.reason(p), false)
 
 	case control.MonitorP:
 		n.remoteMonitor(c, m)
 	case control.DemonitorP:
-		n.remoteDemonitor(c.Peer(), m.Ref)
+		n.remoteDemonitor(c, m.Ref)
 	case control.MonitorPExit:
-		n.monitorDown(c.Peer(), m.To, m.Ref, m.Reason)
+		n.monitorDown(c, m.To, m.Ref, m.Reason)
 	case control.PayloadMonitorPExit:
-		n.monitorDown(c.Peer(), m.To, m.Ref, n.reason(p))
+		n.monitorDown(c, m.To, m.Ref, n.reason(p))
 
 	case control.SpawnRequest:
 		n.spawnRequest(c, m, p)

@@ -145,3 +145,54 @@ func testPeerFrozen(t *testing.T, rt *erltest.Runtime) {
 	assert.Less(t, elapsed, 3*tick*time.Second, "dropped within about the tick time")
 	e.erl.Kill()
 }
+
+// TestOldConnectionDownAfterNewUp: the end of a connection whose reader was held up (here by a
+// handler process) is reported after a new connection to the same node is up. The old one's
+// nodedown still comes before the new one's nodeup, and what was set up over the new connection
+// (a link, a monitor) is not broken by the old one's end.
+func TestOldConnectionDownAfterNewUp(t *testing.T) {
+	erltest.ForEachRuntime(t, testOldConnectionDownAfterNewUp)
+}
+
+func testOldConnectionDownAfterNewUp(t *testing.T, rt *erltest.Runtime) {
+	e := setup(t, rt, nil, erltest.ErlOptions{})
+	node := e.erl.Node()
+	w := e.g.WatchNodes()
+	defer w.Close()
+	entered, release := make(chan struct{}), make(chan struct{})
+	blocker := e.g.SpawnHandler(func(p *process.Process, m etf.Term) {
+		if m == etf.Atom("block") {
+			close(entered)
+			<-release
+		}
+	})
+	require.NoError(t, blocker.Register("blocker"))
+	e.eval(t, `{blocker, %s} ! block, ok`, e.goNode())
+	<-entered // the first connection's reader is held in the handler
+	old := e.g.Conn(node)
+	require.True(t, e.g.Disconnect(node))
+	<-old.Done()
+	require.NoError(t, e.g.Connect(ctxFor(t, wait), node))
+	require.NotSame(t, old, e.g.Conn(node))
+
+	x := e.erlPid(t, "x", stopper)
+	p := e.g.Spawn()
+	p.TrapExit(true)
+	require.NoError(t, p.Link(x))
+	ref, err := p.Monitor(x)
+	require.NoError(t, err)
+	e.sync(t)
+	close(release)
+
+	var evs []process.NodeEvent
+	for range 2 {
+		ev := nextEvent(t, w)
+		ev.Reason = nil
+		evs = append(evs, ev)
+	}
+	assert.Equal(t, []process.NodeEvent{{Node: node}, {Node: node, Up: true}}, evs,
+		"the old connection's nodedown, then the new one's nodeup")
+	e.eval(t, `get(x) ! {stop, real}, ok`)
+	got := []etf.Term{recv(t, p, nil), recv(t, p, nil)}
+	assert.ElementsMatch(t, []etf.Term{exitMsg(x, etf.Atom("real")), downMsg(ref, x, etf.Atom("real"))}, got)
+}

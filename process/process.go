@@ -67,11 +67,14 @@ type Node struct {
 	pids atomic.Uint64
 	refs atomic.Uint64
 
-	mu      sync.Mutex
-	procs   map[pidKey]*Process
-	names   map[etf.Atom]*Process
-	aliases map[etf.Ref]*Process
-	peers   map[string]*peer
+	mu       sync.Mutex
+	procs    map[pidKey]*Process
+	names    map[etf.Atom]*Process
+	aliases  map[etf.Ref]*Process
+	peers    map[string]*peer     // the newest connection's state per node name
+	retired  map[*node.Conn]*peer // older connections' state, down but not yet reported
+	evq      []NodeEvent          // node events not yet delivered (drainEvents)
+	draining bool                 // a goroutine is delivering evq
 	// nodeWatchers get {nodeup, Node} and {nodedown, Node}.
 	nodeWatchers map[*Process]struct{}
 	subs         map[*subscription]struct{}
@@ -115,6 +118,7 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 		names:        map[etf.Atom]*Process{},
 		aliases:      map[etf.Ref]*Process{},
 		peers:        map[string]*peer{},
+		retired:      map[*node.Conn]*peer{},
 		nodeWatchers: map[*Process]struct{}{},
 		subs:         map[*subscription]struct{}{},
 		spawns:       map[etf.Ref]*pendingSpawn{},
