@@ -139,3 +139,6 @@ func (e *peerEnv) erlPid(t *testing.T, key, body string) etf.Pid {
 func nodeTick(secs int) node.Options {
 	return node.Options{TickTime: time.Duration(secs) * time.Second}
 }
+
+// nodeOpts is link-layer options for a node on the EPMD at port, on loopback.
+func nodeOpts(port int) node.Options { return node.Options{EPMDPort: port, ListenAddr: "127.0.0.1"} }
