@@ -138,3 +138,33 @@ func testExitSignalsFromBEAM(t *testing.T, rt *erltest.Runtime) {
 	exit(plain2, "kill")
 	assert.Equal(t, etf.Atom("killed"), waitDone(t, plain2))
 }
+
+// TestExitSignalsToBEAM: Process.SendExit to BEAM processes acts as exit/2 there: kill kills
+// even a trapping process (killed), normal is ignored by a process that does not trap, and a
+// trapping one gets {'EXIT', GoPid, Reason}.
+func TestExitSignalsToBEAM(t *testing.T) { erltest.ForEachRuntime(t, testExitSignalsToBEAM) }
+
+func testExitSignalsToBEAM(t *testing.T, rt *erltest.Runtime) {
+	e := setup(t, rt, nil, erltest.ErlOptions{})
+	p := e.g.Spawn()
+	e.give(t, "gp", p.Pid())
+	// A trapping BEAM process reports what it gets; the shell monitors it.
+	trapper := e.erlPid(t, "t", `process_flag(trap_exit, true), (fun L() -> receive M -> `+
+		`{inbox, `+e.goNode()+`} ! {got, t, M}, L() end end)()`)
+	plain := e.erlPid(t, "p", `receive M -> {inbox, `+e.goNode()+`} ! {got, p, M} end, receive after infinity -> ok end`)
+	e.eval(t, `put(rt, monitor(process, get(t))), put(rp, monitor(process, get(p))), ok`)
+	e.sync(t)
+
+	require.NoError(t, p.SendExit(trapper, etf.Atom("normal")))
+	assert.Equal(t, exitMsg(p.Pid(), etf.Atom("normal")), tuple(recv(t, e.inbox, got("t")))[2])
+	require.NoError(t, p.SendExit(trapper, etf.Tuple{etf.Atom("why"), []byte("not")}))
+	assert.Equal(t, exitMsg(p.Pid(), etf.Tuple{etf.Atom("why"), []byte("not")}), tuple(recv(t, e.inbox, got("t")))[2])
+	require.NoError(t, p.SendExit(trapper, etf.Atom("kill")))
+	assert.Equal(t, "killed", e.eval(t, `R = get(rt), receive {'DOWN', R, _, _, Why} -> Why after 20000 -> timeout end`))
+
+	require.NoError(t, p.SendExit(plain, etf.Atom("normal")))
+	require.NoError(t, p.Send(plain, etf.Atom("after_normal")))
+	assert.Equal(t, etf.Atom("after_normal"), tuple(recv(t, e.inbox, got("p")))[2], "normal ignored")
+	require.NoError(t, p.SendExit(plain, etf.Atom("other")))
+	assert.Equal(t, "other", e.eval(t, `R = get(rp), receive {'DOWN', R, _, _, Why} -> Why after 20000 -> timeout end`))
+}
