@@ -258,3 +258,22 @@ func TestStopEndsEverything(t *testing.T) {
 	assert.True(t, errors.As(err, &ee))
 	assert.NoError(t, a.Stop(), "Stop twice")
 }
+
+// TestNameTupleDestination: {Name, Node} as an etf.Tuple works for Send and Monitor, like a Name.
+func TestNameTupleDestination(t *testing.T) {
+	t.Parallel()
+	a, b := goPair(t, nil)
+	q := b.Spawn()
+	require.NoError(t, q.Register("box"))
+	p := a.Spawn()
+	dest := etf.Tuple{etf.Atom("box"), etf.Atom(b.Self())}
+	require.NoError(t, p.Send(dest, etf.Atom("hi")))
+	assert.Equal(t, etf.Atom("hi"), recv(t, q, nil))
+	ref, err := p.Monitor(dest)
+	require.NoError(t, err)
+	require.NoError(t, p.Send(q, etf.Atom("sync")))
+	recv(t, q, nil)
+	q.Exit(etf.Atom("bye"))
+	assert.Equal(t, downMsg(ref, dest, etf.Atom("bye")), recv(t, p, nil))
+	assert.ErrorIs(t, p.Send(etf.Tuple{etf.Atom("x")}, etf.Atom("hi")), process.ErrBadDestination)
+}
