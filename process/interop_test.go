@@ -206,3 +206,31 @@ func testOrderPerSender(t *testing.T, rt *erltest.Runtime) {
 		assert.Equal(t, int64(each), kv.Value, "sender %v", kv.Key)
 	}
 }
+
+// TestInterleavedFragments: BEAM processes send multi-MB messages (fragmented) while another
+// sends small ones, all at once: the fragments of different messages interleave on the wire and
+// every message arrives whole.
+func TestInterleavedFragments(t *testing.T) { erltest.ForEachRuntime(t, testInterleavedFragments) }
+
+func testInterleavedFragments(t *testing.T, rt *erltest.Runtime) {
+	const bigs, smalls, size = 4, 2000, 3000000
+	e := setup(t, rt, nil, erltest.ErlOptions{})
+	e.eval(t, `G = %s, [spawn(fun() -> {inbox, G} ! {big, I, binary:copy(<<I>>, %d)} end) || I <- lists:seq(1, %d)], `+
+		`spawn(fun() -> [{inbox, G} ! {small, I} || I <- lists:seq(1, %d)] end), ok`, e.goNode(), size, bigs, smalls)
+	seen := map[int64]bool{}
+	var small int64
+	for range bigs + smalls {
+		m := tuple(recv(t, e.inbox, nil))
+		switch m[0] {
+		case etf.Atom("big"):
+			i := m[1].(int64)
+			assert.True(t, bytes.Equal(bytes.Repeat([]byte{byte(i)}, size), m[2].([]byte)), "big message %d whole", i)
+			seen[i] = true
+		case etf.Atom("small"):
+			small++
+			require.Equal(t, small, m[1].(int64), "small messages in order")
+		}
+	}
+	assert.Len(t, seen, bigs)
+	assert.Equal(t, int64(smalls), small)
+}
