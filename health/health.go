@@ -23,9 +23,17 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/distribute-go/distribute/node"
 )
+
+// Node is what Check needs of a node: *process.Node has these methods.
+type Node interface {
+	Self() string
+	IsDistributed() bool
+	Nodes() []string
+	ConnectedCount() int
+	PingRTT(ctx context.Context, peer string) (time.Duration, error)
+	Disconnect(peer string) bool
+}
 
 // NodeStatus is the result of pinging one connected node.
 type NodeStatus struct {
@@ -75,7 +83,7 @@ type Options struct {
 //
 // The only error is ctx's own, returned (with a nil result) when ctx is
 // already done before Check starts.
-func Check(ctx context.Context, n *node.Node, opts *Options) (*ClusterHealth, error) {
+func Check(ctx context.Context, n Node, opts *Options) (*ClusterHealth, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -83,9 +91,13 @@ func Check(ctx context.Context, n *node.Node, opts *Options) (*ClusterHealth, er
 	if opts != nil {
 		o = *opts
 	}
+	self, distributed := "nonode@nohost", false
+	if n != nil {
+		self, distributed = n.Self(), n.IsDistributed()
+	}
 	h := &ClusterHealth{
-		SelfNode:         n.Self(),
-		IsDistributed:    n.IsDistributed(),
+		SelfNode:         self,
+		IsDistributed:    distributed,
 		ConnectedNodes:   []string{},
 		ReachableNodes:   []string{},
 		UnreachableNodes: []string{},
@@ -119,7 +131,7 @@ func Check(ctx context.Context, n *node.Node, opts *Options) (*ClusterHealth, er
 	return h, nil
 }
 
-func ping(ctx context.Context, n *node.Node, peer string, o Options) NodeStatus {
+func ping(ctx context.Context, n Node, peer string, o Options) NodeStatus {
 	if o.PingTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.PingTimeout)
@@ -138,6 +150,6 @@ func ping(ctx context.Context, n *node.Node, peer string, o Options) NodeStatus 
 // IsHealthy is the seed's is_healthy: n is distributed and has at least
 // one connected node. It sends nothing on the network; use Check to know
 // whether the connected nodes answer.
-func IsHealthy(n *node.Node) bool {
-	return n.IsDistributed() && n.ConnectedCount() >= 1
+func IsHealthy(n Node) bool {
+	return n != nil && n.IsDistributed() && n.ConnectedCount() >= 1
 }
