@@ -16,6 +16,7 @@ import (
 	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -57,10 +58,10 @@ func TestInteropBugEventOrderLinkDownBeforeHandshakeOK(t *testing.T) {
 	var stalled atomic.Int32
 	events := &interopEvents{}
 	aName := goName("a", false)
-	a, err := node.Start(ctxFor(t, 10*time.Second), aName, cookie, &node.Options{
+	a, err := process.Start(ctxFor(t, 10*time.Second), aName, cookie, &process.Options{Node: node.Options{
 		EPMD: node.EPMDExternal, EPMDPort: ep.Port(), ListenAddr: "127.0.0.1", OnEvent: events.add,
 		Logger: slog.New(slowLinkUpHandler{slog.NewTextHandler(&interopLogs{}, &slog.HandlerOptions{Level: slog.LevelDebug}), &stalled}),
-	})
+	}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Stop() })
 	b := startInteropGo(t, goName("b", false), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port()})

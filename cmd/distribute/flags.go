@@ -17,6 +17,7 @@ import (
 
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // Exit codes.
@@ -355,7 +356,7 @@ func newLogger(w io.Writer, verbose bool, level slog.Level) *slog.Logger {
 // It returns the node, the targets and the logger (stderr, warnings unless
 // -v). When done is true the command ends with code instead (usage error,
 // start failure).
-func (c *command) startForTargets(ctx context.Context, nf *nodeFlags, args []string) (n *node.Node, targets []string, log *slog.Logger, code int, done bool) {
+func (c *command) startForTargets(ctx context.Context, nf *nodeFlags, args []string) (n *process.Node, targets []string, log *slog.Logger, code int, done bool) {
 	if targets, code, done = c.parse(args); done {
 		return nil, nil, nil, code, true
 	}
@@ -369,7 +370,7 @@ func (c *command) startForTargets(ctx context.Context, nf *nodeFlags, args []str
 	}
 	startCtx, cancel := context.WithTimeout(ctx, nf.timeout)
 	defer cancel()
-	if n, err = node.Start(startCtx, cfg.name, cfg.cookie, &cfg.opts); err != nil {
+	if n, err = process.Start(startCtx, cfg.name, cfg.cookie, &process.Options{Node: cfg.opts}); err != nil {
 		return nil, nil, nil, c.fail(err), true
 	}
 	return n, targets, log, 0, false

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/distribute-go/distribute/health"
-	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 const healthUsage = `
@@ -74,7 +74,7 @@ func cmdHealth(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // timeout), runs health.Check (bounded by timeout again) and adds the
 // targets that could not be connected to the unreachable nodes and the
 // details, with their reason.
-func clusterHealth(ctx context.Context, n *node.Node, targets []string, timeout time.Duration) (*health.ClusterHealth, error) {
+func clusterHealth(ctx context.Context, n *process.Node, targets []string, timeout time.Duration) (*health.ClusterHealth, error) {
 	targets = slices.Compact(slices.Sorted(slices.Values(targets)))
 	connErrs := make([]error, len(targets))
 	cctx, cancel := context.WithTimeout(ctx, timeout)

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // testCookie is distinctive so that a leak into any output is caught.
@@ -49,11 +50,11 @@ func uniqueAlive(prefix string) string {
 
 // startPeer starts an in-process node named prefix-<hex>@127.0.0.1 with the
 // embedded EPMD on epmdPort.
-func startPeer(t *testing.T, prefix string, epmdPort int, cookie string) *node.Node {
+func startPeer(t *testing.T, prefix string, epmdPort int, cookie string) *process.Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n, err := node.Start(ctx, uniqueAlive(prefix)+"@127.0.0.1", cookie, &node.Options{EPMDPort: epmdPort})
+	n, err := process.Start(ctx, uniqueAlive(prefix)+"@127.0.0.1", cookie, &process.Options{Node: node.Options{EPMDPort: epmdPort}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = n.Stop() })
 	return n

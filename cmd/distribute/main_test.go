@@ -26,6 +26,7 @@ import (
 	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/health"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 func TestMain(m *testing.M) {
@@ -258,7 +259,7 @@ func TestEPMDCommand(t *testing.T) {
 	// A node registers with it (external mode fails without an EPMD) and names lists it.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n, err := node.Start(ctx, uniqueAlive("ext")+"@127.0.0.1", testCookie, &node.Options{EPMD: node.EPMDExternal, EPMDPort: ep})
+	n, err := process.Start(ctx, uniqueAlive("ext")+"@127.0.0.1", testCookie, &process.Options{Node: node.Options{EPMD: node.EPMDExternal, EPMDPort: ep}})
 	require.NoError(t, err)
 	defer n.Stop()
 	assert.True(t, n.EPMDRegistered())
@@ -427,7 +428,7 @@ func TestRunConnectRetries(t *testing.T) {
 	// The missing node appears: the runner connects on its own.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n, err := node.Start(ctx, later, testCookie, &node.Options{EPMDPort: ep})
+	n, err := process.Start(ctx, later, testCookie, &process.Options{Node: node.Options{EPMDPort: ep}})
 	require.NoError(t, err)
 	defer n.Stop()
 	require.Eventually(t, func() bool { return slices.Contains(n.Nodes(), runner) }, 5*time.Second, 10*time.Millisecond)
@@ -509,7 +510,7 @@ func TestReason(t *testing.T) {
 	assert.Equal(t, "node_not_found: no such name", reason(&node.ConnectError{Kind: node.NodeNotFound, Detail: "no such\tname"}))
 	assert.Equal(t, "node_not_found: a b", reason(&node.ConnectError{Kind: node.NodeNotFound, Detail: "a\n b"}))
 	assert.Equal(t, "auth_failed", reason(&node.ConnectError{Kind: node.ConnectAuthFailed}))
-	assert.True(t, strings.HasPrefix(reason(fmt.Errorf("x: %w", node.ErrPang)), "denied: "))
+	assert.True(t, strings.HasPrefix(reason(fmt.Errorf("x: %w", process.ErrPang)), "denied: "))
 	assert.True(t, strings.HasPrefix(reason(fmt.Errorf("no answer: %w", context.DeadlineExceeded)), "timeout: "))
 	assert.Equal(t, "error: boom", reason(errors.New("boom")))
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/health"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // Handshake failure reasons: a small fixed set, so the label stays bounded.
@@ -58,7 +59,7 @@ func newMetrics() *metrics {
 }
 
 // watchNode adds the gauges read from n at scrape time.
-func (m *metrics) watchNode(n *node.Node) {
+func (m *metrics) watchNode(n *process.Node) {
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "distribute_connected_nodes",

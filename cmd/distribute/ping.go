@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 const pingUsage = `
@@ -73,7 +74,7 @@ func reason(err error) string {
 	switch {
 	case errors.As(err, &ce):
 		kind, detail = ce.Kind.String(), ce.Detail
-	case errors.Is(err, node.ErrPang):
+	case errors.Is(err, process.ErrPang):
 		kind, detail = "denied", err.Error()
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		kind, detail = "timeout", err.Error()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/distribute-go/distribute/health"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 const runUsage = `
@@ -99,7 +100,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	startCtx, cancel := context.WithTimeout(ctx, nf.timeout)
-	n, err := node.Start(startCtx, cfg.name, cfg.cookie, &cfg.opts)
+	n, err := process.Start(startCtx, cfg.name, cfg.cookie, &process.Options{Node: cfg.opts})
 	cancel()
 	if err != nil {
 		return c.fail(err)
@@ -147,7 +148,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // keepConnected connects n to peer until ctx ends, again whenever the link
 // is lost, retrying a failed attempt after 1, 2, 4, then every 5 seconds.
-func keepConnected(ctx context.Context, n *node.Node, peer string, timeout time.Duration, log *slog.Logger) {
+func keepConnected(ctx context.Context, n *process.Node, peer string, timeout time.Duration, log *slog.Logger) {
 	delay := connectRetryMin
 	connected := false
 	for {
@@ -179,7 +180,7 @@ func keepConnected(ctx context.Context, n *node.Node, peer string, timeout time.
 }
 
 // newHTTPServer serves /health, /healthz and /metrics for n.
-func newHTTPServer(n *node.Node, m *metrics, timeout time.Duration, log *slog.Logger) *http.Server {
+func newHTTPServer(n *process.Node, m *metrics, timeout time.Duration, log *slog.Logger) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
