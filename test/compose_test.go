@@ -495,6 +495,27 @@ func (d *dockerd) stop(t *testing.T) {
 	}
 }
 
+// lockComposeDemo makes runs of TestComposeUpInContainers on one machine (say,
+// two checkouts' test suites) take turns, since each publishes port 8080: it
+// holds a lock file in the image cache until the test's cleanup ends.
+func lockComposeDemo(t *testing.T) {
+	t.Helper()
+	dir := os.Getenv("DISTRIBUTE_COMPOSE_CACHE")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		require.NoError(t, err)
+		dir = filepath.Join(home, ".cache", "distribute", "compose")
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	f, err := os.OpenFile(filepath.Join(dir, ".run.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	require.NoError(t, err)
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Logf("another run of the compose demo holds %s; waiting for it", f.Name())
+		require.NoError(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX))
+	}
+	t.Cleanup(func() { _ = f.Close() }) // closing releases the lock
+}
+
 // TestComposeUpInContainers runs the project's own docker-compose.yml in real
 // containers on a private dockerd, with test/compose/override.yml, which only
 // swaps the images: no registry is reached, so erlang:25 and elixir:1.14 are a
@@ -510,6 +531,7 @@ func (d *dockerd) stop(t *testing.T) {
 func TestComposeUpInContainers(t *testing.T) {
 	compose := requireContainerTools(t)
 	t.Parallel()
+	lockComposeDemo(t)
 	root := repoRoot(t)
 	began := time.Now()
 	phase := began
@@ -604,8 +626,8 @@ func TestComposeUpInContainers(t *testing.T) {
 		t.Fatalf("compose up ended early:\n%s", up.output())
 	default:
 	}
-	require.Eventually(t, healthy, 90*time.Second, 250*time.Millisecond,
-		"localhost:8080/health answers 200 with erl@erlang and ex@elixir reachable (last: %s)", func() string { return last }())
+	ok := assert.Eventually(t, healthy, 90*time.Second, 250*time.Millisecond)
+	require.True(t, ok, "localhost:8080/health answers 200 with erl@erlang and ex@elixir reachable (last: %s)", last)
 	lap("compose up until /health is 200 with both BEAM nodes")
 	for _, line := range []string{"scenario erl@erlang: go@go pong", "scenario ex@elixir: go@go pong"} {
 		assert.Eventually(t, func() bool { return strings.Contains(up.output(), line) },
