@@ -257,8 +257,8 @@ const composeProject = "distribute_compose_test"
 // requireContainerTools returns the Compose command to use (the v2 plugin,
 // `docker compose`, when installed, else Debian's `docker-compose` 1.29) after
 // checking for everything TestComposeUpInContainers needs: root, docker,
-// dockerd, debootstrap and a Compose. A missing one skips the test, or fails
-// it when CI=true.
+// dockerd, debootstrap, a Compose, and a host that does not forward IPv4. A
+// missing one skips the test, or fails it when CI=true.
 func requireContainerTools(t *testing.T) []string {
 	t.Helper()
 	var missing []string
@@ -270,6 +270,12 @@ func requireContainerTools(t *testing.T) []string {
 			missing = append(missing, p)
 		}
 	}
+	// The daemon writes no iptables rules, and Docker 20.10 gives a
+	// container on an internal network a default route to the bridge all
+	// the same: the host not forwarding is what keeps packets on it.
+	if fwd, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward"); err != nil || strings.TrimSpace(string(fwd)) != "0" {
+		missing = append(missing, "a host that does not forward IPv4 (net.ipv4.ip_forward=0), so no container packet is routed off it")
+	}
 	var compose []string
 	if exec.Command("docker", "compose", "version").Run() == nil {
 		compose = []string{"docker", "compose"}
@@ -279,7 +285,7 @@ func requireContainerTools(t *testing.T) []string {
 		missing = append(missing, "docker compose or docker-compose")
 	}
 	if len(missing) > 0 {
-		msg := fmt.Sprintf("the compose demo in containers needs %s (Debian: apt-get install docker.io docker-compose debootstrap)",
+		msg := fmt.Sprintf("the compose demo in containers needs %s (Debian packages: docker.io docker-compose debootstrap)",
 			strings.Join(missing, ", "))
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg + "; required when CI=true")
