@@ -353,3 +353,24 @@ func TestHTTPListenAddr(t *testing.T) {
 		assert.Error(t, err, in)
 	}
 }
+
+// TestPingRealErlNames: --sname and a bare --name take erl's meanings
+// against real erl -sname and erl -name nodes, and a node of the other
+// style is refused up front.
+func TestPingRealErlNames(t *testing.T) {
+	isolate(t)
+	short := erltest.StartErl(t, erltest.ErlOptions{Cookie: testCookie})
+	long := erltest.StartErl(t, erltest.ErlOptions{LongNames: true, Cookie: testCookie})
+	for _, tc := range []struct {
+		erl  *erltest.Process
+		flag string
+	}{{short, "--sname"}, {long, "--name"}} {
+		stdout, stderr, code := runCmd(t, "ping", tc.flag, uniqueAlive("me"), "--cookie", testCookie,
+			"--epmd-port", itoa(tc.erl.Port()), tc.erl.Node())
+		assert.Equal(t, 0, code, "%s: %s", tc.flag, stderr)
+		assertPongs(t, stdout, tc.erl.Node())
+	}
+	_, stderr, code := runCmd(t, "ping", "--name", "me", "--cookie", testCookie, "--epmd-port", itoa(short.Port()), short.Node())
+	assert.Equal(t, 2, code)
+	assert.Contains(t, stderr, "cannot reach each other")
+}
