@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -111,11 +112,18 @@ func runCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	defer cancel()
 	var out, errb syncBuffer
 	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd.Env = binEnv()
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
 	code = exitCode(t, err)
 	assertNoCookie(t, out.String(), errb.String())
 	return out.String(), errb.String(), code
+}
+
+// binEnv is the binary's environment: the test's, and no 1 s pause of the
+// race detector at exit (a race found still exits with code 66).
+func binEnv() []string {
+	return append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 }
 
 func exitCode(t *testing.T, err error) int {
@@ -144,6 +152,7 @@ func startBackground(t *testing.T, args ...string) *background {
 	t.Helper()
 	b := &background{done: make(chan int, 1)}
 	b.cmd = exec.Command(binPath, args...)
+	b.cmd.Env = binEnv()
 	b.cmd.Stdout, b.cmd.Stderr = &b.stdout, &b.stderr
 	require.NoError(t, b.cmd.Start())
 	go func() { b.done <- exitCode(t, b.cmd.Wait()) }()
