@@ -218,7 +218,7 @@ func (f *clientFlags) register(fs *flag.FlagSet, defaultName string) {
 	fs.StringVar(&f.sname, "sname", "", "this node's short `NAME`, as for erl -sname: alive@host (no dots), or alive alone\n"+
 		"for this machine's host name up to its first dot"+def)
 	fs.StringVar(&f.cookie, "cookie", "", cookieHelp)
-	fs.StringVar(&f.cookie, "setcookie", "", "the same as --cookie")
+	fs.StringVar(&f.cookie, "setcookie", "", "the same as --cookie `COOKIE`")
 	fs.IntVar(&f.epmdPort, "epmd-port", 0, "the EPMD `PORT` where peers are looked up (default $ERL_EPMD_PORT, else 4369)")
 	f.timeout = secondsValue(5 * time.Second)
 	fs.Var(&f.timeout, "timeout", "time `LIMIT` of each step (connect, ping): seconds like erl_call's -timeout (5),\n"+

@@ -374,3 +374,21 @@ func TestPingRealErlNames(t *testing.T) {
 	assert.Equal(t, 2, code)
 	assert.Contains(t, stderr, "cannot reach each other")
 }
+
+// TestRunHTTPBarePort: --http with a bare port listens on all interfaces,
+// like --http :PORT.
+func TestRunHTTPBarePort(t *testing.T) {
+	isolate(t)
+	for _, v := range []string{"0", ":0"} {
+		b := startBackground(t, "run", "--name", uniqueAlive("bare")+"@127.0.0.1", "--cookie", testCookie,
+			"--epmd-port", itoa(freePort(t)), "--http", v)
+		addr := strings.TrimPrefix(b.waitLine(t, "http listening on "), "http listening on ")
+		host, port, err := net.SplitHostPort(addr)
+		require.NoError(t, err)
+		assert.True(t, net.ParseIP(host).IsUnspecified(), "--http %s: all interfaces, got %s", v, addr)
+		code, body, _ := httpDo(t, "GET", "http://127.0.0.1:"+port+"/livez")
+		assert.Equal(t, 200, code)
+		assert.Equal(t, "ok\n", body)
+		assert.Equal(t, 0, b.stop(t))
+	}
+}
