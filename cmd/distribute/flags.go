@@ -236,6 +236,7 @@ type runFlags struct {
 
 func (f *runFlags) register(fs *flag.FlagSet) {
 	f.clientFlags.register(fs, "")
+	fs.Lookup("epmd-port").Usage = "the EPMD `PORT` to register with and look peers up at (default $ERL_EPMD_PORT, else 4369)"
 	fs.StringVar(&f.epmdMode, "epmd", "embedded", "EPMD `MODE`: embedded (register with the EPMD on the port, or start a pure-Go one in this\n"+
 		"process when none listens), external (require a running EPMD), or none (no EPMD: listen on\n"+
 		"--listen-port and expect every peer on that same port, like erl -erl_epmd_port)")

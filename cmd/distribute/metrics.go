@@ -44,6 +44,7 @@ type metrics struct {
 
 	mu        sync.Mutex
 	authAddrs map[string]bool
+	peers     map[string]float64 // the nodes with a distribute_peer_up series
 }
 
 func newMetrics() *metrics {
@@ -172,23 +173,39 @@ func (m *metrics) authAddr(addr string) string {
 // per-peer gauges (for the expected and the connected nodes) and the failed
 // pings of connected nodes.
 func (m *metrics) observe(h *health.ClusterHealth, expected []string) {
-	m.peerUp.Reset()
-	m.peerRTT.Reset()
+	up := map[string]float64{}
 	for _, p := range expected {
-		m.peerUp.WithLabelValues(p).Set(0)
+		up[p] = 0
 	}
 	for _, d := range h.Details {
 		if d.Reachable {
 			m.rtt.Observe(d.RTTSeconds)
-			m.peerUp.WithLabelValues(d.Node).Set(1)
+			up[d.Node] = 1
 			m.peerRTT.WithLabelValues(d.Node).Set(d.RTTSeconds)
 			continue
 		}
-		m.peerUp.WithLabelValues(d.Node).Set(0)
+		up[d.Node] = 0
 		if slices.Contains(h.ConnectedNodes, d.Node) {
 			m.pingFailures.WithLabelValues(d.Node).Inc()
 		}
 	}
+	for p, v := range up {
+		m.peerUp.WithLabelValues(p).Set(v)
+		if v == 0 {
+			m.peerRTT.DeleteLabelValues(p)
+		}
+	}
+	// Series of nodes gone since the last check go too (set first, delete
+	// after: a scrape never sees a known node without its series).
+	m.mu.Lock()
+	for p := range m.peers {
+		if _, ok := up[p]; !ok {
+			m.peerUp.DeleteLabelValues(p)
+			m.peerRTT.DeleteLabelValues(p)
+		}
+	}
+	m.peers = up
+	m.mu.Unlock()
 }
 
 // handshakeReason classifies a handshake failure by its error's identity
