@@ -199,7 +199,14 @@ type clientFlags struct {
 	epmdPort int
 	timeout  secondsValue
 	verbose  bool
+	hooks    []func(*node.Options) error // from nodeFlagHooks, for this command line
 }
+
+// nodeFlagHooks let other files of this package add flags to every command
+// that makes a node (TLS, say): each hook registers its flags on fs and
+// returns the function that applies their values to the node's options
+// once the command line is parsed (its error, if a usageError, exits 2).
+var nodeFlagHooks []func(fs *flag.FlagSet) func(*node.Options) error
 
 const cookieHelp = "the `COOKIE` (--setcookie is the same flag, as in erl). Without it: $RELEASE_COOKIE (as an\n" +
 	"Elixir release's start script sets it), else $ERLANG_COOKIE (our own convention, also used by\n" +
@@ -224,6 +231,9 @@ func (f *clientFlags) register(fs *flag.FlagSet, defaultName string) {
 	fs.Var(&f.timeout, "timeout", "time `LIMIT` of each step (connect, ping): seconds like erl_call's -timeout (5),\n"+
 		"or a duration with a unit (500ms, 1m)")
 	fs.BoolVar(&f.verbose, "v", false, "debug logs on stderr")
+	for _, h := range nodeFlagHooks {
+		f.hooks = append(f.hooks, h(fs))
+	}
 }
 
 // runFlags are the flags of a node that runs and can be reached.
@@ -318,6 +328,11 @@ func (f *clientFlags) resolve(fs *flag.FlagSet, peers []string, defaultAlive str
 			return nil, usagef("this node's name %s is a long name but %s is a short name: long-name and short-name nodes cannot reach each other (use --sname, or long peer names)", name, peers[0])
 		}
 		return nil, usagef("this node's name %s is a short name but %s is a long name: short-name and long-name nodes cannot reach each other (use --name, or short peer names)", name, peers[0])
+	}
+	for _, apply := range f.hooks {
+		if err := apply(&o); err != nil {
+			return nil, err
+		}
 	}
 	cookie, err := resolveCookie(f.cookie)
 	if err != nil {
