@@ -138,7 +138,7 @@ type Event struct {
 	Peer    string // the peer's node name, when known
 	Inbound bool   // the peer dialled us
 	Err     error  // the reason, for failures and link downs
-	Addr    string // the peer's address (ip:port), for inbound handshakes
+	Addr    string // the peer's address (ip:port), for failed inbound handshakes
 }
 
 // Node is a running distribution node. Its methods are safe for concurrent
