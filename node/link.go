@@ -104,7 +104,7 @@ func (l *link) tick() {
 		l.silent = 0
 	} else {
 		l.silent++
-		if l.silent >= 3 {
+		if l.silent >= 4 { // BEAM's dist_util: down on the 4th silent check, after T..1.25T of silence
 			l.close(errTickTimeout)
 			return
 		}

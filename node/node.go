@@ -47,6 +47,10 @@ const (
 	// assumes every peer listens on that same port (like erl's
 	// -erl_epmd_port).
 	EPMDNone
+	// EPMDClient looks peers up at the EPMD on the EPMD port but never
+	// registers nor starts one: for a short-lived node that only dials out
+	// (a ping or health probe), which no peer needs to find.
+	EPMDClient
 )
 
 func (m EPMDMode) String() string {
@@ -57,6 +61,8 @@ func (m EPMDMode) String() string {
 		return "external"
 	case EPMDNone:
 		return "none"
+	case EPMDClient:
+		return "client"
 	}
 	return "EPMDMode(" + strconv.Itoa(int(m)) + ")"
 }
@@ -78,8 +84,9 @@ type Options struct {
 	// ListenPort is the distribution port; 0 picks a free one. Required
 	// with EPMDNone.
 	ListenPort int
-	// TickTime is net_ticktime: a link silent for this long is dropped;
-	// the node ticks every TickTime/4. 0 means 60 s.
+	// TickTime is net_ticktime: a link whose peer is silent is dropped
+	// after 0.75 to 1.25 TickTime, like BEAM; the node ticks every
+	// TickTime/4. It should be the same on every node. 0 means 60 s.
 	TickTime time.Duration
 	// SetupTimeout bounds one connection setup (EPMD lookup, dial,
 	// handshake). 0 means 7 s.
@@ -135,6 +142,7 @@ type Event struct {
 	Peer    string // the peer's node name, when known
 	Inbound bool   // the peer dialled us
 	Err     error  // the reason, for failures and link downs
+	Addr    string // the peer's address (ip:port), for failed inbound handshakes
 }
 
 // Node is a running distribution node. Its methods are safe for concurrent
@@ -168,6 +176,8 @@ type Node struct {
 	epmdMu   sync.Mutex
 	reg      *epmd.Registration
 	embedded *sharedEPMD
+
+	authWarn authWarn // rate limit of the wrong-cookie warnings (authwarn.go)
 }
 
 // attempt is one connection setup to a peer, inbound or outbound, that
@@ -257,7 +267,7 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 	if o.EPMD == EPMDNone && o.ListenPort == 0 {
 		return nil, &StartError{Kind: StartFailed, Detail: "EPMDNone needs a fixed ListenPort"}
 	}
-	if o.EPMD < EPMDEmbedded || o.EPMD > EPMDNone {
+	if o.EPMD < EPMDEmbedded || o.EPMD > EPMDClient {
 		return nil, &StartError{Kind: StartFailed, Detail: "unknown EPMD mode " + o.EPMD.String()}
 	}
 	epmdPort := o.EPMDPort
@@ -315,7 +325,7 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 	n.port = ln.Addr().(*net.TCPAddr).Port
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
-	if o.EPMD == EPMDNone {
+	if o.EPMD == EPMDNone || o.EPMD == EPMDClient {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
 		n.creation = binary.BigEndian.Uint32(b[:])
@@ -765,7 +775,8 @@ func (n *Node) accept(conn net.Conn) {
 	}
 	_ = conn.Close()
 	n.log.Debug("inbound handshake failed", "peer", peer, "remote", conn.RemoteAddr().String(), "err", err)
-	n.emit(Event{Kind: EventHandshakeFailed, Peer: peer, Inbound: true, Err: err})
+	n.emit(Event{Kind: EventHandshakeFailed, Peer: peer, Inbound: true, Err: err, Addr: conn.RemoteAddr().String()})
+	n.warnInboundAuth(peer, conn.RemoteAddr(), err)
 	if a != nil {
 		n.mu.Lock()
 		if a.ins[conn] { // the attempt has not ended with a link meanwhile
@@ -927,8 +938,8 @@ func (n *Node) link(peer string) *link {
 }
 
 // tickLoop ticks every link each TickTime/4 when it has written nothing,
-// and drops a link that has read nothing for three of those intervals in a
-// row, so a silent peer is gone within TickTime.
+// and drops a link at the fourth check in a row that saw nothing read, as
+// BEAM does: a silent peer is gone after 0.75 TickTime to 1.25 TickTime.
 func (n *Node) tickLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(max(n.opts.TickTime/4, time.Millisecond)) // NewTicker panics on 0
