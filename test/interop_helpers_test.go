@@ -40,7 +40,9 @@ func (e *interopEvents) mark() int { return e.Mark() }
 func (e *interopEvents) since(from int) []node.Event { return e.Since(from) }
 
 // count returns how many events of kind k about peer ("" = any) came after position from.
-func (e *interopEvents) count(from int, k node.EventKind, peer string) int { return e.CountKind(from, k, peer) }
+func (e *interopEvents) count(from int, k node.EventKind, peer string) int {
+	return e.CountKind(from, k, peer)
+}
 
 // startInteropGo starts a Go node with a Debug logger into a buffer (printed if the test fails) and an
 // event recorder, and stops it when the test ends. opts.EPMDPort must be set: every test has its own.
