@@ -1,13 +1,22 @@
-// Package erltest starts real Erlang/OTP programs (epmd, erl, elixir) for cross-process tests and cleans
-// them up. A long-running erl node started with ErlOptions.Control can be driven from the test with
-// Process.Eval, which sends it Erlang expressions on its standard input.
+// Package erltest starts real Erlang/OTP programs (epmd, erl, elixir, erl_call, escript) for
+// cross-process tests, in one of several OTP runtimes, and cleans them up. A long-running erl node
+// started with ErlOptions.Control can be driven from the test with Process.Eval, which sends it Erlang
+// expressions on its standard input.
+//
+// A Runtime is one OTP installation: the host's (Host), or a Debian chroot built by `make otp`
+// (scripts/otp.sh) that shares the host's loopback: OTP 27 (trixie) and the newest OTP (sid).
+// ForEachRuntime runs a test once per runtime as subtests named by release ("OTP-27"); ErlOptions.Runtime
+// and Runtime.StartEPMD choose where a program runs; Runtime.TempDir gives a directory both sides see at
+// the same path (for cookie files, code, certificates). DISTRIBUTE_RUNTIMES limits the runtimes.
 //
 // Every process runs in its own process group; t.Cleanup kills the whole group, also when the test fails,
-// so helpers such as erl_child_setup and inet_gethost go with it. Nodes never start an epmd of their own
-// (-start_epmd false) and never read ~/.erlang.cookie. Only loopback addresses are used.
+// so helpers such as erl_child_setup and inet_gethost go with it, inside a chroot too. Nodes never start
+// an epmd of their own (-start_epmd false) and never read ~/.erlang.cookie. Only loopback addresses are
+// used. Ports, names and process groups come from internal/procs, which needs no testing.TB.
 //
-// Tests that need a program call RequireErl, RequireElixir or RequireEpmd first: the test is skipped
-// when the program is missing, and fails instead when the environment variable CI is "true".
+// Tests that need a program call RequireErl, RequireElixir, RequireEpmd or Runtime.RequireProgram first:
+// the test is skipped when the program or runtime is missing, and fails instead when the environment
+// variable CI is "true".
 package erltest
 
 import (

@@ -235,3 +235,19 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestCommandErlCall runs each runtime's erl_call against a node of the same runtime: the program is
+// found inside the runtime and ERL_EPMD_PORT reaches it.
+func TestCommandErlCall(t *testing.T) {
+	ForEachRuntime(t, func(t *testing.T, rt *Runtime) {
+		rt.RequireProgram(t, "erl_call")
+		n := StartErl(t, ErlOptions{Runtime: rt})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := rt.Command(ctx, "erl_call", "-c", n.Cookie(), "-sname", n.Node(), "-a", "erlang node []")
+		cmd.Env = append(os.Environ(), "ERL_EPMD_PORT="+strconv.Itoa(n.Port()))
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "erl_call: %s", out)
+		assert.Equal(t, n.Node(), strings.Trim(strings.TrimSpace(string(out)), "'"))
+	})
+}
