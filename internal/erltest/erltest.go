@@ -21,6 +21,7 @@ package erltest
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -277,7 +278,7 @@ const controlLoop = `(fun Loop(N) -> case io:get_line("") of eof -> erlang:halt(
 // standard input (kept in p.stdin); otherwise standard input is /dev/null.
 func start(t testing.TB, rt *Runtime, prog string, args, env []string, secret string, control bool) *Process {
 	t.Helper()
-	cmd := rt.command(nil, env, prog, args)
+	cmd := rt.command(context.Background(), env, prog, args) // killed by Kill, not by a context
 	p := &Process{t: t, rt: rt, stdout: newCapture(), stderr: newCapture(), secret: secret}
 	p.desc = p.redact(strings.Join(append([]string{prog}, args...), " "))
 	if rt.Root != "" {

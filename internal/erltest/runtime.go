@@ -321,7 +321,7 @@ func (rt *Runtime) RequireProgram(t testing.TB, prog string) {
 // `chroot ROOT env HOME=/root PATH=... prog args...`. Variables in cmd.Env reach prog (chroot and env
 // pass the environment on; HOME is /root inside a chroot); when cmd.Env is nil the program gets this
 // process's environment. The command runs in its own process group, and cancelling ctx kills the whole
-// group, so the kill reaches the program inside the chroot. ctx may be nil (no cancellation).
+// group, so the kill reaches the program inside the chroot.
 func (rt *Runtime) Command(ctx context.Context, prog string, args ...string) *exec.Cmd {
 	return rt.orHost().command(ctx, nil, prog, args)
 }
@@ -347,13 +347,8 @@ func (rt *Runtime) command(ctx context.Context, env []string, prog string, args 
 		argv = append(argv, args...)
 		env = nil
 	}
-	var cmd *exec.Cmd
-	if ctx != nil {
-		cmd = exec.CommandContext(ctx, name, argv...)
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	} else {
-		cmd = exec.Command(name, argv...)
-	}
+	cmd := exec.CommandContext(ctx, name, argv...)
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	if len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)
 	}
