@@ -251,3 +251,28 @@ func TestCommandErlCall(t *testing.T) {
 		assert.Equal(t, n.Node(), strings.Trim(strings.TrimSpace(string(out)), "'"))
 	})
 }
+
+func TestMissingChrootSaysMakeOtp(t *testing.T) {
+	rt := loadChroot(t.TempDir(), "trixie")
+	require.Error(t, rt.Err())
+	assert.Contains(t, rt.Err().Error(), "`make otp` builds it")
+	assert.Equal(t, "OTP-trixie", rt.Name)
+	assert.False(t, rt.HasProgram("erl"))
+}
+
+func TestRuntimesEnvSelects(t *testing.T) {
+	host := &Runtime{Name: "OTP-25"}
+	trixie := &Runtime{Name: "OTP-27", Root: "/x", suite: "trixie"}
+	t.Setenv(RuntimesEnv, "")
+	assert.True(t, host.selected())
+	assert.True(t, trixie.selected())
+	t.Setenv(RuntimesEnv, "otp-27")
+	assert.False(t, host.selected())
+	assert.True(t, trixie.selected(), "names match case-insensitively")
+	t.Setenv(RuntimesEnv, "host, trixie")
+	assert.True(t, host.selected())
+	assert.True(t, trixie.selected(), "the Debian suite names a chroot too")
+	t.Setenv(RuntimesEnv, "OTP-29")
+	assert.False(t, host.selected())
+	assert.False(t, trixie.selected())
+}

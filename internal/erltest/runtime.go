@@ -20,8 +20,9 @@ const (
 	// CacheEnv names the directory holding the chroots scripts/otp.sh builds (`make otp`); the default is
 	// $HOME/.cache/distribute/otp.
 	CacheEnv = "DISTRIBUTE_OTP_CACHE"
-	// RuntimesEnv, when set, limits ForEachRuntime to the runtimes it names, separated by commas or
-	// spaces: "OTP-27" or "OTP-25,OTP-29". The others' subtests are skipped, also under CI=true.
+	// RuntimesEnv, when set, limits ForEachRuntime and Runtimes to the runtimes it names, separated by
+	// commas or spaces, case-insensitively: by name ("OTP-27", "OTP-25,OTP-29"), by Debian suite
+	// ("trixie", "sid") or "host". The others' subtests are skipped, also under CI=true.
 	RuntimesEnv = "DISTRIBUTE_RUNTIMES"
 )
 
