@@ -1,15 +1,19 @@
 // Package node is an Erlang distribution node written in Go: it registers
 // with EPMD (or embeds its own), accepts and dials distribution connections
 // with the handshake package, and keeps each link alive with ticks. Its API
-// mirrors the Gleam library distribute/cluster (start_node, connect, ping,
+// mirrors the Gleam library distribute/cluster (start_node, connect,
 // nodes, connected_count, self_node, is_distributed) in Go's idiom: every
 // network call takes a context.Context and returns typed errors.
 //
 // A node is hidden, like erl_interface and jinterface nodes: it appears in
-// a BEAM node's nodes(hidden), not in nodes(). It answers the net_kernel
-// {is_auth, Node} call, so net_adm:ping from Erlang and Node.ping from
-// Elixir return pong, and it answers monitors, links and UNLINK_ID of
-// processes it does not have, so no BEAM call into it hangs.
+// a BEAM node's nodes(hidden), not in nodes().
+//
+// The node is the link layer only: listener, connection attempts, links,
+// ticks and node events. It hands every control message that arrives to
+// its Options.Handler (the process layer) and knows no processes and no
+// registered names. A frame or control message that is malformed or too
+// large is skipped, counted (Stats) and logged; one bad message never
+// costs the link.
 //
 // Several nodes may run in one process.
 package node
@@ -84,8 +88,9 @@ type Options struct {
 	// SetupTimeout bounds one connection setup (EPMD lookup, dial,
 	// handshake). 0 means 7 s.
 	SetupTimeout time.Duration
-	// MaxMessageSize bounds one incoming distribution frame; a larger one
-	// drops the link. 0 means 64 MiB.
+	// MaxMessageSize bounds one incoming message (a frame, or the
+	// fragments of one message together); a larger one is read through
+	// without being held and skipped, and the link stays. 0 means 64 MiB.
 	MaxMessageSize int
 	// Resolver looks up peer hosts (for the EPMD query and the dial); nil
 	// means net.DefaultResolver.

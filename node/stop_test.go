@@ -138,10 +138,10 @@ func TestEPMDRestartExternal(t *testing.T) {
 	assert.Equal(t, []string{a.Self()}, b.Nodes())
 	assert.Zero(t, evA.count(EventLinkDown))
 	assert.Zero(t, evB.count(EventLinkDown))
-	assert.True(t, a.Ping(testCtx(t, 2*time.Second), b.Self()))
+	assert.True(t, ping(a, testCtx(t, 2*time.Second), b.Self()))
 	// And a new peer finds them through the new EPMD.
 	c := startNode(t, shortName("c"), testCookie, Options{EPMD: EPMDExternal, EPMDPort: port})
-	assert.True(t, c.Ping(testCtx(t, 5*time.Second), a.Self()))
+	assert.True(t, ping(c, testCtx(t, 5*time.Second), a.Self()))
 }
 
 // TestEPMDGoneEmbeddedTakesOver: in embedded mode, when the EPMD the nodes
@@ -162,7 +162,7 @@ func TestEPMDGoneEmbeddedTakesOver(t *testing.T) {
 	}, 3*time.Second, 20*time.Millisecond, "names: %v", epmdNames(port))
 	assert.Equal(t, []string{b.Self()}, a.Nodes())
 	assert.Zero(t, evA.count(EventLinkDown))
-	assert.True(t, b.Ping(testCtx(t, 2*time.Second), a.Self()))
+	assert.True(t, ping(b, testCtx(t, 2*time.Second), a.Self()))
 
 	require.NoError(t, a.Stop())
 	require.NoError(t, b.Stop())
