@@ -114,7 +114,7 @@ func TestOpString(t *testing.T) {
 }
 
 // unused are the elements a message does not carry (the Unused of SEND and REG_SEND): they go
-// out as ”.
+// out as the empty atom.
 var unused = map[control.Op]int{control.OpSend: 1, control.OpSendTT: 1, control.OpRegSend: 2, control.OpRegSendTT: 2}
 
 // TestMalformedShapes: every truncated control tuple is an *Error naming its operation, and
