@@ -52,7 +52,7 @@ func TestAttemptInboundFailureIsNotRewritten(t *testing.T) {
 	port := freePort(t)
 	bName := shortName("b")
 	a := startNode(t, shortName("z"), testCookie, Options{EPMDPort: port, SetupTimeout: setup,
-		OnEvent: func(e Event) {
+		testEmitted: func(e Event) {
 			if e.Kind == EventHandshakeFailed && !e.Inbound {
 				time.Sleep(100 * time.Millisecond) // a slow metrics hook: widens dial's window
 			}
@@ -93,7 +93,7 @@ func TestAttemptWonIsNotFailedByDial(t *testing.T) {
 	port := freePort(t)
 	bName := shortName("b")
 	a := startNode(t, shortName("z"), testCookie, Options{EPMDPort: port, SetupTimeout: setup,
-		OnEvent: func(e Event) {
+		testEmitted: func(e Event) {
 			if e.Kind == EventHandshakeOK && e.Inbound {
 				time.Sleep(40 * time.Millisecond) // a slow metrics hook: widens addLink's window
 			}

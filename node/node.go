@@ -97,9 +97,24 @@ type Options struct {
 	Resolver *net.Resolver
 	// Logger receives the node's logs; nil means silent.
 	Logger *slog.Logger
-	// OnEvent, if set, is called (synchronously, keep it quick) for each
-	// link, handshake and EPMD event; metrics hang off it.
+	// OnEvent, if set, receives each link, handshake and EPMD event;
+	// metrics hang off it. Concurrency contract: it is called from one
+	// goroutine the node owns, one event at a time, in the order the
+	// events happened (for one link, its EventHandshakeOK before its
+	// EventLinkDown), and never with a lock of the node held, so it may
+	// call any method of the Node, Stop, Connect and Disconnect included.
+	// The node does not wait for it: a Connect may return before the hook
+	// has seen the link's EventHandshakeOK. While it runs, later events
+	// queue (up to 65,536; beyond that they are dropped, counted in
+	// Stats.EventsDropped and logged), so it should return quickly. Every
+	// event emitted before Stop returns is delivered before Stop returns,
+	// unless the hook itself calls Stop (then the rest are delivered after
+	// the hook returns). See also Subscribe.
 	OnEvent func(Event)
+	// testEmitted, if set (by tests), is called synchronously where an
+	// event is emitted, on the emitting goroutine: it widens race windows
+	// the way a slow synchronous hook once did.
+	testEmitted func(Event)
 	// Handler receives the control messages that arrive on the node's
 	// connections (see Handler for its concurrency contract). nil means a
 	// node with no processes: monitors and links of anything get noproc at
@@ -164,6 +179,8 @@ type Node struct {
 	tooLarge  atomic.Uint64
 	malformed atomic.Uint64
 	skipLog   logLimiter
+
+	events eventQueue
 
 	mu      sync.Mutex
 	links   map[string]*link
@@ -345,6 +362,7 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 		Timeout:     o.SetupTimeout,
 		StillWanted: n.stillDialing,
 	}
+	n.startEvents()
 	n.wg.Add(2)
 	go n.acceptLoop()
 	go n.tickLoop()
@@ -363,15 +381,10 @@ func (discard) Handle(context.Context, slog.Record) error { return nil }
 func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
 func (d discard) WithGroup(string) slog.Handler           { return d }
 
-func (n *Node) emit(e Event) {
-	if n.opts.OnEvent != nil {
-		n.opts.OnEvent(e)
-	}
-}
-
 // Stop unregisters from EPMD, closes every link and the listener, and
-// waits until every goroutine of the node has ended. Calling it again is a
-// no-op.
+// waits until every goroutine of the node has ended and every event has
+// been delivered (called from Options.OnEvent, it cannot wait for the
+// goroutine it runs on: see OnEvent). Calling it again is a no-op.
 func (n *Node) Stop() error {
 	if n == nil {
 		return nil
@@ -404,6 +417,7 @@ func (n *Node) Stop() error {
 		n.embedded = nil
 	}
 	n.epmdMu.Unlock()
+	n.stopEvents() // after every emitter has ended: no event is lost
 
 	startedMu.Lock()
 	if started[n.name] == n {

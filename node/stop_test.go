@@ -62,7 +62,7 @@ func TestStop(t *testing.T) {
 	}, 2*time.Second, 10*time.Millisecond, "names: %v", epmdNames(port))
 	// The peer sees the link go down.
 	waitCount(t, b, 0, 2*time.Second)
-	assert.Equal(t, 1, evB.count(EventLinkDown))
+	require.Eventually(t, func() bool { return evB.count(EventLinkDown) == 1 }, 2*time.Second, 5*time.Millisecond)
 	// a cannot be found any more.
 	assert.ErrorIs(t, b.Connect(testCtx(t, 5*time.Second), a.Self()), ErrNodeNotFound)
 
@@ -131,7 +131,7 @@ func TestEPMDRestartExternal(t *testing.T) {
 	assert.True(t, a.EPMDRegistered())
 	assert.True(t, b.EPMDRegistered())
 	assert.GreaterOrEqual(t, evA.count(EventEPMDLost), 1)
-	assert.GreaterOrEqual(t, evA.count(EventEPMDRegistered), 1)
+	require.Eventually(t, func() bool { return evA.count(EventEPMDRegistered) >= 1 }, 2*time.Second, 5*time.Millisecond)
 
 	// The links never went down.
 	assert.Equal(t, []string{b.Self()}, a.Nodes())
