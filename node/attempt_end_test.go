@@ -29,14 +29,14 @@ func nokPeer(t *testing.T, epmdPort int, name string) {
 }
 
 // waitDialLost waits until n's attempt to peer is pending with its dial
-// lost (outbound false) and returns it.
+// lost (dialLost) and returns it.
 func waitDialLost(t *testing.T, n *Node, peer string) *attempt {
 	var a *attempt
 	require.Eventually(t, func() bool {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		a = n.pending[peer]
-		return a != nil && !a.outbound && len(a.ins) == 0
+		return a != nil && a.dial == dialLost && len(a.ins) == 0
 	}, 3*time.Second, time.Millisecond)
 	return a
 }
@@ -46,7 +46,7 @@ func waitDialLost(t *testing.T, n *Node, peer string) *attempt {
 // joined inbound handshake had failed and finished the attempt
 // (inboundFailed=true), and wrote a.inboundFailed = a.yielded (false) after
 // done was closed: a data race with Connect's read, and Connect then did not
-// dial again. finishLocked now sets the field, once, before done closes.
+// dial again. endLocked now sets the field, once, before done closes.
 func TestAttemptInboundFailureIsNotRewritten(t *testing.T) {
 	const setup = 300 * time.Millisecond
 	port := freePort(t)
