@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -458,4 +459,46 @@ func TestFragmentsAfterSkipStillWork(t *testing.T) {
 	assert.Equal(t, etf.Tuple{int64(control.OpSend), atomEmpty, p.pid}, ctrl)
 	assert.Equal(t, etf.Tuple{ref, etf.Atom("yes")}, msg)
 	assert.Equal(t, Stats{TooLarge: 1}, n.Stats())
+}
+
+// filterHandler is a testHandler that refuses messages to the registered name "nobody".
+type filterHandler struct {
+	*testHandler
+	asked atomic.Int64
+}
+
+func (h *filterHandler) WantMessage(_ *Conn, m control.Message) bool {
+	h.asked.Add(1)
+	rs, ok := m.(control.RegSend)
+	return !ok || rs.To != "nobody"
+}
+
+// TestMessageFilterSkipsFragments: a Handler that implements MessageFilter is asked once per
+// fragmented message; the fragments of a refused one are discarded as they arrive and never
+// reach HandleMessage, and the link goes on.
+func TestMessageFilterSkipsFragments(t *testing.T) {
+	t.Parallel()
+	h := &filterHandler{testHandler: newTestHandler()}
+	n, p := hostileNode(t, Options{Handler: h, MaxMessageSize: 1 << 20})
+	before := h.msgs.Load()
+	big := make([]byte, 600<<10) // held whole, it would take 600 KiB
+	whole := bareTerms(t, etf.Tuple{int64(control.OpRegSend), p.pid, atomEmpty, etf.Atom("nobody")}, big)
+	k := uint64(12)
+	size := len(whole)/int(k) + 1
+	for i := uint64(0); i < k; i++ {
+		lo, hi := int(i)*size, min(int(i+1)*size, len(whole))
+		p.frame(fragFrame(i == 0, 3, k-i, whole[lo:hi]))
+	}
+	ref := etf.Ref{Node: etf.Atom(p.name), Creation: 0x1234, Len: 3, ID: [5]uint32{5}}
+	c, m := isAuthTerms(p, ref)
+	w := bareTerms(t, c, m)
+	p.frame(fragFrame(true, 4, 2, w[:8]))
+	p.frame(fragFrame(false, 4, 1, w[8:]))
+	ctrl, msg := p.recv(2 * time.Second)
+	assert.Equal(t, etf.Tuple{int64(control.OpSend), atomEmpty, p.pid}, ctrl)
+	assert.Equal(t, etf.Tuple{ref, etf.Atom("yes")}, msg)
+	assert.Equal(t, int64(2), h.asked.Load(), "asked once per fragmented message")
+	assert.Equal(t, before+1, h.msgs.Load(), "only the wanted message reached HandleMessage")
+	assert.Equal(t, Stats{}, n.Stats(), "a refused message is no error")
+	assert.Equal(t, []string{p.name}, n.Nodes())
 }

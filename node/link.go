@@ -206,6 +206,9 @@ func (l *link) readLoop() {
 	defer l.n.wg.Done()
 	r := bufio.NewReaderSize(l.conn, 4096)
 	fr := control.Reader{MaxMessage: l.n.opts.MaxMessageSize}
+	if f, ok := l.h.(MessageFilter); ok {
+		fr.Want = func(m control.Message) bool { return f.WantMessage(l.pub, m) }
+	}
 	var hdr [4]byte
 	var buf []byte
 	for {
