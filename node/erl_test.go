@@ -17,7 +17,7 @@ import (
 func TestErlLinkThroughHandler(t *testing.T) {
 	t.Parallel()
 	erltest.RequireErl(t)
-	port := erltest.FreePort(t)
+	port := freePort(t) // outside the ephemeral range (helpers_test.go)
 	erltest.StartEPMD(t, port)
 	n := startNode(t, shortName("go"), testCookie, Options{EPMDPort: port, EPMD: EPMDExternal})
 
@@ -38,7 +38,7 @@ func TestErlLinkThroughHandler(t *testing.T) {
 func TestErlPingNodeWithoutHandler(t *testing.T) {
 	t.Parallel()
 	erltest.RequireErl(t)
-	port := erltest.FreePort(t)
+	port := freePort(t) // outside the ephemeral range (helpers_test.go)
 	erltest.StartEPMD(t, port)
 	n := startNode(t, shortName("bare"), testCookie, Options{EPMDPort: port, EPMD: EPMDExternal, Handler: noProcesses{}})
 	start := time.Now()
