@@ -206,3 +206,13 @@ func TestSpawnRequestOptions(t *testing.T) {
 	assert.Empty(t, got.(control.SpawnRequest).Opts)
 	assert.Equal(t, etf.List{}, r.Tuple()[5])
 }
+
+// TestDecodeTupleDirect: a message's own tuple decodes without a trip through the wire (a
+// loopback delivery, a test).
+func TestDecodeTupleDirect(t *testing.T) {
+	for _, tc := range zoo {
+		got, err := control.Decode(tc.m.Tuple())
+		require.NoError(t, err, "%v", tc.m.Op())
+		assert.Equal(t, tc.m, got)
+	}
+}
