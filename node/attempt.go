@@ -224,6 +224,7 @@ func (n *Node) joinOrDial(peer string) (*attempt, error) {
 // dial runs an outbound attempt: EPMD lookup, TCP dial, handshake.
 func (n *Node) dial(ctx context.Context, a *attempt, peer string) {
 	defer n.wg.Done()
+	defer n.own()() // it calls Handler.ConnUp
 	defer a.abort()
 	conn, err := n.dialPeer(ctx, peer)
 	if err == nil {
@@ -291,6 +292,7 @@ func (n *Node) dial(ctx context.Context, a *attempt, peer string) {
 
 func (n *Node) accept(conn net.Conn) {
 	defer n.wg.Done()
+	defer n.own()() // it calls Handler.ConnUp
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
@@ -475,12 +477,15 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound
 	if old != nil {
 		old.close(errors.New("replaced by a new connection"))
 	}
-	n.handler.ConnUp(l.pub)
-	l.start()
 	n.log.Debug("link up", "peer", peer, "inbound", inbound, "negotiated_flags", res.Flags.String(),
 		"peer_flags", res.Peer.Flags.String())
 	n.emit(Event{Kind: EventHandshakeOK, Peer: peer, Inbound: inbound})
-	close(l.announced) // from now on the link may report its own end
+	// From now on the link may report its own end. Before the Handler is
+	// called: a ConnUp that closes the link (Disconnect, Stop) must not
+	// wait for this.
+	close(l.announced)
+	n.handler.ConnUp(l.pub)
+	l.start()
 	// Only now wake the Connect calls waiting for this link, so what they
 	// observe (logs, metrics) already includes it.
 	n.mu.Lock()

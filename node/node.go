@@ -181,6 +181,7 @@ type Node struct {
 	skipLog   logLimiter
 
 	events eventQueue
+	owned  sync.Map // goroutine ids of the node's goroutines that call the Handler (own)
 
 	mu      sync.Mutex
 	links   map[string]*link
@@ -333,8 +334,10 @@ func (d discard) WithGroup(string) slog.Handler           { return d }
 
 // Stop unregisters from EPMD, closes every link and the listener, and
 // waits until every goroutine of the node has ended and every event has
-// been delivered (called from Options.OnEvent, it cannot wait for the
-// goroutine it runs on: see OnEvent). Calling it again is a no-op.
+// been delivered. Called from Options.OnEvent or from the Handler, it
+// cannot wait for the goroutine it runs on: it closes everything and
+// returns, and the node finishes stopping once that call returns (see
+// OnEvent). Calling it again is a no-op.
 func (n *Node) Stop() error {
 	if n == nil {
 		return nil
@@ -356,6 +359,19 @@ func (n *Node) Stop() error {
 	for _, l := range links {
 		l.close(errNodeStopped)
 	}
+	if n.onOwnGoroutine() {
+		// Called from the Handler, on a goroutine of the node: Stop cannot
+		// wait for the goroutine it runs on. The rest of the stop finishes
+		// once the Handler call returns.
+		go n.finishStop()
+		return err
+	}
+	n.finishStop()
+	return err
+}
+
+// finishStop waits for the node's goroutines, then releases EPMD and ends the events.
+func (n *Node) finishStop() {
 	n.wg.Wait()
 	n.epmdMu.Lock()
 	if n.reg != nil {
@@ -375,7 +391,20 @@ func (n *Node) Stop() error {
 	}
 	startedMu.Unlock()
 	n.log.Debug("node stopped")
-	return err
+}
+
+// own marks the calling goroutine as one of the node's goroutines that call the Handler (a
+// dial, an accept, a link's reader) until the returned function is called.
+func (n *Node) own() func() {
+	id := goroutineID()
+	n.owned.Store(id, struct{}{})
+	return func() { n.owned.Delete(id) }
+}
+
+// onOwnGoroutine reports whether the caller runs on a goroutine marked by own.
+func (n *Node) onOwnGoroutine() bool {
+	_, ok := n.owned.Load(goroutineID())
+	return ok
 }
 
 var (
