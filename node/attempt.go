@@ -45,6 +45,9 @@ import (
 //  5. A dial that yielded never installs a link, and its socket is closed synchronously in
 //     decide, so it writes no byte after the peer heard ok_simultaneous. A handshake of an
 //     "alive" attempt installs its link only over the link it was answered about, or none.
+//  6. addLink announces a link (queues its EventHandshakeOK and closes l.announced) before it
+//     calls Handler.ConnUp; link.close waits for the announcement, so a link's EventLinkDown
+//     always follows its EventHandshakeOK, and a ConnUp that closes the link waits for nothing.
 //
 // The lock rule: n.mu is never held across closing a link, emitting an event, calling the
 // Handler or writing a socket (a handshake included). Each of those can wait for other
