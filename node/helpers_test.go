@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/distribute-go/distribute/control"
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/handshake"
@@ -83,6 +84,9 @@ func startNode(t testing.TB, name, cookie string, opts Options) *Node {
 	}
 	if opts.Logger == nil {
 		opts.Logger, _ = debugLogger(t)
+	}
+	if opts.Handler == nil {
+		opts.Handler = newTestHandler()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -248,7 +252,7 @@ func (p *rawPeer) recv(d time.Duration) (ctrl etf.Tuple, msg etf.Term) {
 		require.NoError(p.t, err)
 		decode, body := etf.Decode, b[1:]
 		if p.headers {
-			require.Equal(p.t, []byte{etf.VersionTag, distHeader, 0}, b[:3], "a header frame without atom cache refs")
+			require.Equal(p.t, []byte{etf.VersionTag, control.DistHeader, 0}, b[:3], "a header frame without atom cache refs")
 			decode, body = etf.DecodeTerm, b[3:]
 		} else {
 			require.Equal(p.t, byte('p'), b[0], "a pass-through frame")
