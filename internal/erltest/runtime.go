@@ -108,7 +108,12 @@ func loadHost() *Runtime {
 
 // OTPCache returns the directory the chroots are built in: $DISTRIBUTE_OTP_CACHE, or
 // $HOME/.cache/distribute/otp.
-func OTPCache() string {
+//
+// Both are read when the test binary starts, so a test that gives itself another HOME (to
+// isolate a cookie file, say) still finds the runtimes.
+func OTPCache() string { return otpCache }
+
+var otpCache = func() string {
 	if d := os.Getenv(CacheEnv); d != "" {
 		return d
 	}
@@ -117,7 +122,7 @@ func OTPCache() string {
 		home = "/root"
 	}
 	return filepath.Join(home, ".cache", "distribute", "otp")
-}
+}()
 
 var chrootRuntimes = sync.OnceValue(func() []*Runtime {
 	var list []*Runtime
