@@ -105,6 +105,13 @@ type Server struct {
 	done chan struct{}
 }
 
+// Initer is implemented by a Handler that wants to run code before the first message, like
+// gen_server's init/1: Init runs on the server's goroutine, StartServer waits for it, and an
+// error from it is StartServer's error (the server's process then exits with the reason).
+type Initer interface {
+	Init(s *Server) error
+}
+
 // StartServer starts a Go gen_server on n. It serves '$gen_call' and '$gen_cast' messages with h
 // until h fails, Stop is called or the node stops. A panic in h is recovered: the server's
 // process exits with {go_panic, <<Message>>}.
@@ -117,7 +124,12 @@ func StartServer(n *process.Node, h Handler, o *ServerOptions) (*Server, error) 
 		}
 	}
 	s := &Server{p: p, h: h, done: make(chan struct{})}
-	go s.loop()
+	initErr := make(chan error, 1)
+	go s.loop(initErr)
+	if err := <-initErr; err != nil {
+		<-s.done
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -142,8 +154,14 @@ func (s *Server) Stop(reason etf.Term) {
 // Reply answers a call whose HandleCall returned ErrNoReply, like gen_server:reply.
 func (s *Server) Reply(from From, reply etf.Term) error { return s.p.Reply(from.Term(), reply) }
 
-func (s *Server) loop() {
+func (s *Server) loop(initErr chan<- error) {
 	defer close(s.done)
+	if err := s.init(); err != nil {
+		s.p.Exit(ExitReason(err))
+		initErr <- err
+		return
+	}
+	initErr <- nil
 	for {
 		m, err := s.p.Receive(context.Background())
 		if err != nil {
@@ -154,6 +172,19 @@ func (s *Server) loop() {
 			return
 		}
 	}
+}
+
+func (s *Server) init() (err error) {
+	i, ok := s.h.(Initer)
+	if !ok {
+		return nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("gen: Init panicked: %v", r)
+		}
+	}()
+	return i.Init(s)
 }
 
 // handle runs one message through the handler; stop says the server must exit with reason.
