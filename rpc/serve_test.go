@@ -45,6 +45,9 @@ func testRegistry() *rpc.Registry {
 	})
 	r.Register("gotest", "print", 1, func(ctx context.Context, a etf.List) (etf.Term, error) {
 		b, _ := a[0].([]byte)
+		if s, ok := a[0].(etf.String); ok {
+			b = []byte(s)
+		}
 		if _, err := io.WriteString(rpc.Stdout(ctx), string(b)); err != nil {
 			return nil, err
 		}
