@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -12,6 +13,7 @@ import (
 	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/gen"
 	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/process"
 )
 
 // counter is a Go gen_server: {add, N} adds and replies the sum, fail returns an error,
@@ -149,4 +151,31 @@ func TestServeConcurrent(t *testing.T) {
 			`{lists:usort(All), gen_server:call(`+to+`, {add, 0})}`)
 		assert.Equal(t, "{[true],6400}", out)
 	})
+}
+
+// TestGoCallsGo: a Go server called from its own node (by name and by pid) and from another Go
+// node; a handler failure reaches the Go caller as ErrServerExit with the reason.
+func TestGoCallsGo(t *testing.T) {
+	erltest.RequireEpmd(t)
+	port := erltest.FreePort(t)
+	erltest.StartEPMD(t, port)
+	a, b := startGo(t, port), startGo(t, port)
+	e := &env{port: port, g: a}
+	c := startCounter(t, e, "go_counter")
+	r, err := gen.Call(ctxFor(t, 10*time.Second), a, etf.Atom("go_counter"), etf.Tuple{etf.Atom("add"), int64(2)})
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), r)
+	r, err = gen.Call(ctxFor(t, 10*time.Second), a, c.srv.Pid(), etf.Tuple{etf.Atom("add"), int64(3)})
+	require.NoError(t, err)
+	assert.Equal(t, int64(5), r)
+	r, err = gen.Call(ctxFor(t, 10*time.Second), b, process.Name{Name: "go_counter", Node: a.Self()}, etf.Tuple{etf.Atom("add"), int64(1)})
+	require.NoError(t, err)
+	assert.Equal(t, int64(6), r)
+	_, err = gen.Call(ctxFor(t, 10*time.Second), b, process.Name{Name: "go_counter", Node: a.Self()}, etf.Atom("fail"))
+	var ce *gen.CallError
+	require.ErrorAs(t, err, &ce)
+	assert.ErrorIs(t, err, gen.ErrServerExit)
+	assert.Equal(t, etf.Tuple{etf.Atom("go_error"), []byte("handler failed")}, ce.Reason)
+	_, err = gen.Call(ctxFor(t, 10*time.Second), a, etf.Atom("go_counter"), etf.Atom("x"))
+	assert.ErrorIs(t, err, gen.ErrNoProc)
 }
