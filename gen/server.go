@@ -223,24 +223,13 @@ func (s *Server) handle(m etf.Term) (reason etf.Term, stop bool) {
 	return nil, false
 }
 
-// StateReporter is implemented by a Handler whose state sys:get_state should show.
-type StateReporter interface {
-	State() etf.Term
-}
-
-// system answers the sys requests a tool may send: get_state (the handler's State, or
-// undefined), and {error, {unknown_system_msg, Req}} for the rest.
+// system answers sys requests ({system, From, Req}) with {error, {unknown_system_msg, Req}},
+// so sys:get_state and the like raise at once in the caller instead of waiting. (The reply
+// to get_state is the bare state up to OTP 25 and {ok, State} from OTP 27 on, and a server
+// cannot tell which its caller runs, so no state is shown.)
 func (s *Server) system(from, req etf.Term) {
 	f, ok := fromTerm(from)
 	if !ok {
-		return
-	}
-	if req == etf.Atom("get_state") {
-		var st etf.Term = etf.Atom("undefined")
-		if r, ok := s.h.(StateReporter); ok {
-			st = r.State()
-		}
-		_ = s.p.Reply(f.Term(), st)
 		return
 	}
 	_ = s.p.Reply(f.Term(), etf.Tuple{etf.Atom("error"), etf.Tuple{etf.Atom("unknown_system_msg"), req}})
