@@ -107,7 +107,8 @@ type CallOptions struct {
 	Method Method
 	// Stdout, if set, receives what the called function writes to its group leader (as
 	// erl_call's -fetch_stdout), UTF-8; it is complete when Call returns. Otherwise the output
-	// is discarded.
+	// is discarded. The erpc way needs the node to advertise handshake.FlagUnicodeIO (see
+	// Registry.Configure) for output that mixes UTF-8 binaries with characters above 255.
 	Stdout io.Writer
 }
 

@@ -81,6 +81,16 @@ func TestCallIntoBEAM(t *testing.T) {
 				&rpc.CallOptions{Method: m, Stdout: &buf})
 			require.NoError(t, err)
 			assert.Equal(t, "raw", buf.String(), "%v", m)
+			buf.Reset()
+			_, err = rpc.CallWith(ctxFor(t, 20*time.Second), e.g, peer, "io", "format", etf.List{etf.String("~ts|~ts~n"), etf.List{[]byte("ü€"), etf.List{int64(0x1F600)}}},
+				&rpc.CallOptions{Method: m, Stdout: &buf})
+			require.NoError(t, err)
+			assert.Equal(t, "ü€|\U0001F600\n", buf.String(), "%v", m)
+			buf.Reset()
+			_, err = rpc.CallWith(ctxFor(t, 20*time.Second), e.g, peer, "io", "put_chars", etf.List{etf.List{[]byte("ü€"), int64(0x1F600)}},
+				&rpc.CallOptions{Method: m, Stdout: &buf})
+			require.NoError(t, err)
+			assert.Equal(t, "ü€\U0001F600", buf.String(), "%v", m)
 		}
 
 		// A node nobody runs: nodedown.

@@ -109,6 +109,18 @@ func TestBEAMCallsGo(t *testing.T) {
 		// Spawning anything but erpc:execute_call/4 is refused at once with notsup.
 		assert.Equal(t, "notsup", e.eval(t, `P = spawn(`+goN+`, fun() -> ok end), R = monitor(process, P), receive {'DOWN', R, process, P, Why} -> Why after 5000 -> timeout end`))
 		assert.Equal(t, "notsup", e.eval(t, `Ref = spawn_request(`+goN+`, erlang, node, [], []), receive {spawn_reply, Ref, error, Why} -> Why after 5000 -> timeout end`))
+		// A malformed execute_call is refused with badarg: spawn_request gets the error,
+		// spawn/4 raises badarg.
+		assert.Equal(t, "badarg", e.eval(t, `Ref = spawn_request(`+goN+`, erpc, execute_call, [a, b, c, d], []), receive {spawn_reply, Ref, error, Why} -> Why after 5000 -> timeout end`))
+		assert.Equal(t, "{caught,error,badarg}", catch(`spawn(`+goN+`, erpc, execute_call, [a, b, c, d])`))
+
+		// Hostile messages to rex and to a Go function's group leader writes are ignored; the
+		// node keeps serving.
+		e.eval(t, `{rex, `+goN+`} ! garbage, {rex, `+goN+`} ! {self(), {call, a}}, {rex, `+goN+`} ! {self(), {call, 1, 2, 3, 4}}, `+
+			`{rex, `+goN+`} ! {'$gen_call', nope, x}, {rex, `+goN+`} ! {'$gen_cast', {cast, a, b, c, d}}, ok`)
+		assert.Equal(t, "{rex,{badrpc,{'EXIT',badarg}}}", e.eval(t, `{rex, `+goN+`} ! {self(), {call, 1, 2, 3, user}}, receive {rex, _} = M -> M after 5000 -> timeout end`))
+		assert.Equal(t, "3", e.eval(t, `erpc:call(`+goN+`, gotest, add, [1, 2])`))
+
 		// erpc:call(GoNode, Fun) is execute_call of erlang:apply/2, which Go does not have.
 		assert.Equal(t, "undef", e.eval(t, `try erpc:call(`+goN+`, fun() -> ok end) catch error:{exception, undef, [{erlang, apply, [F, []], []}]} when is_function(F) -> undef end`))
 	})

@@ -112,8 +112,11 @@ func (g *captureGL) request(from etf.Pid, req etf.Term) etf.Term {
 		_, _ = g.w.Write(b)
 		return atomOK
 	case atomRequests:
+		if len(r) != 2 {
+			return errRequest
+		}
 		l, ok := asList(r[1])
-		if !ok || len(r) != 2 {
+		if !ok {
 			return errRequest
 		}
 		var reply etf.Term = atomOK
@@ -134,8 +137,7 @@ func (g *captureGL) request(from etf.Pid, req etf.Term) etf.Term {
 }
 
 // chardata appends the UTF-8 of Erlang chardata (characters, binaries and nested lists) to b:
-// with latin1, integers and binary bytes are Latin-1 characters; else integers are code points
-// and binaries UTF-8.
+// integers are code points; binaries are UTF-8, or Latin-1 with latin1.
 func chardata(b []byte, t etf.Term, latin1 bool, depth int) ([]byte, bool) {
 	if depth > etf.MaxDepth {
 		return b, false
@@ -155,7 +157,9 @@ func chardata(b []byte, t etf.Term, latin1 bool, depth int) ([]byte, bool) {
 		}
 		return b, true
 	case int64:
-		if x < 0 || x > utf8.MaxRune || latin1 && x > 255 {
+		// Code points above 255 are taken in latin1 mode too: a peer that thinks our node
+		// has no unicode I/O sends old-style latin1 requests whose characters may exceed it.
+		if x < 0 || x > utf8.MaxRune {
 			return b, false
 		}
 		return utf8.AppendRune(b, rune(x)), true
