@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"bytes"
+	"sync"
 	"testing"
 	"time"
 
@@ -148,5 +149,27 @@ func TestCallAutoRex(t *testing.T) {
 		assert.Equal(t, etf.Atom("t"), v)
 		_, err = rpc.CallWith(ctxFor(t, 20*time.Second), g, erl.Node(), "erlang", "node", nil, &rpc.CallOptions{Method: rpc.ERPC})
 		assert.ErrorIs(t, err, rpc.ErrNotSup, "no SPAWN negotiated: the process layer answers notsup")
+	})
+}
+
+// TestCallIntoBEAMConcurrent: 64 goroutines rpc into one erl node at once, both ways of calling.
+func TestCallIntoBEAMConcurrent(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt *runtime) {
+		e := newEnv(t, rt)
+		var wg sync.WaitGroup
+		for i := range 64 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				m := []rpc.Method{rpc.ERPC, rpc.Rex}[i%2]
+				for j := range 30 {
+					v, err := rpc.CallWith(ctxFor(t, 30*time.Second), e.g, e.erl.Node(), "erlang", "+", etf.List{int64(i), int64(j)}, &rpc.CallOptions{Method: m})
+					if !assert.NoError(t, err) || !assert.Equal(t, int64(i+j), v) {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
 	})
 }
