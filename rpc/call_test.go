@@ -173,3 +173,39 @@ func TestCallIntoBEAMConcurrent(t *testing.T) {
 		wg.Wait()
 	})
 }
+
+// TestEval: Erlang expressions evaluated on an erl node, as erl_call -e does.
+func TestEval(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt *runtime) {
+		e := newEnv(t, rt)
+		peer := e.erl.Node()
+		v, err := rpc.Eval(ctxFor(t, 20*time.Second), e.g, peer, "X = 6, X * 7.", nil)
+		require.NoError(t, err)
+		assert.Equal(t, int64(42), v)
+		v, err = rpc.Eval(ctxFor(t, 20*time.Second), e.g, peer, `lists:reverse("h€llo")`, nil)
+		require.NoError(t, err)
+		assert.Equal(t, etf.List{int64('o'), int64('l'), int64('l'), int64('€'), int64('h')}, v)
+		var buf bytes.Buffer
+		v, err = rpc.Eval(ctxFor(t, 20*time.Second), e.g, peer, `io:format("~p~n", [node()]), done`, &rpc.CallOptions{Stdout: &buf})
+		require.NoError(t, err)
+		assert.Equal(t, etf.Atom("done"), v)
+		assert.Equal(t, peer+"\n", buf.String())
+
+		_, err = rpc.Eval(ctxFor(t, 20*time.Second), e.g, peer, "X = ", nil)
+		var ee *rpc.EvalError
+		require.ErrorAs(t, err, &ee)
+		assert.Equal(t, "parse", ee.Stage)
+		assert.Contains(t, ee.Message, "syntax error")
+		_, err = rpc.Eval(ctxFor(t, 20*time.Second), e.g, peer, `"unterminated`, nil)
+		require.ErrorAs(t, err, &ee)
+		assert.Equal(t, "scan", ee.Stage)
+		_, err = rpc.Eval(ctxFor(t, 20*time.Second), e.g, peer, "1 = 2", nil)
+		var exc *rpc.Exception
+		require.ErrorAs(t, err, &exc)
+		assert.Equal(t, etf.Atom("error"), exc.Class)
+		assert.Equal(t, etf.Tuple{etf.Atom("badmatch"), int64(2)}, exc.Reason)
+		_, err = rpc.Eval(ctxFor(t, 20*time.Second), e.g, peer, "throw(up)", nil)
+		require.ErrorAs(t, err, &exc)
+		assert.Equal(t, &rpc.Exception{Class: "throw", Reason: etf.Atom("up")}, exc)
+	})
+}
