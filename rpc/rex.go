@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/process"
 )
 
@@ -12,7 +13,8 @@ import (
 //   - the C-node form {Pid, {call, M, F, A, GroupLeader}} sent to rex, as erl_call uses, with
 //     {rex, Result}; GroupLeader send_stdout_to_caller streams {rex_stdout, Bin} to Pid first;
 //   - {'$gen_cast', {cast, M, F, A, GroupLeader}}, run without an answer;
-//   - {Pid, features_request} with {features_reply, Node, [erpc]};
+//   - {Pid, features_request} with {features_reply, Node, [erpc]} ([] when the connection to
+//     Pid's node did not negotiate spawn_request);
 //   - {Pid, {sbcast, Name, Msg}} and {Pid, {send, Name, Msg}}.
 //
 // Anything else is ignored, as rex ignores it. Calls run on goroutines of their own.
@@ -60,7 +62,12 @@ func (r *Registry) rex(n *process.Node, rex *process.Process, m etf.Term) {
 			return
 		}
 		if t[1] == etf.Atom("features_request") {
-			_ = rex.Send(pid, etf.Tuple{etf.Atom("features_reply"), etf.Atom(n.Self()), etf.List{atomErpc}})
+			// erpc only where spawn_request was negotiated with the asking node.
+			features := etf.List{}
+			if c := n.Conn(string(pid.Node)); c != nil && c.Flags()&handshake.FlagSpawn != 0 {
+				features = etf.List{atomErpc}
+			}
+			_ = rex.Send(pid, etf.Tuple{etf.Atom("features_reply"), etf.Atom(n.Self()), features})
 			return
 		}
 		req, ok := t[1].(etf.Tuple)

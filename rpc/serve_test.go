@@ -225,3 +225,21 @@ func TestDistributeModule(t *testing.T) {
 		assert.Equal(t, `<<"1.2.3">>`, e.eval(t, `erpc:call(`+goN+`, distribute, version, [])`))
 	})
 }
+
+// TestRexWithoutSpawn: a node that serves rex but does not advertise SPAWN: rex still answers
+// (features_reply without erpc), and OTP 25+ rpc:call, which never falls back to rex, says
+// notsup.
+func TestRexWithoutSpawn(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt *runtime) {
+		port := erltest.FreePort(t)
+		erltest.StartEPMD(t, port)
+		g, _ := startGo(t, port, nil)
+		_, err := testRegistry().ServeRex(g)
+		require.NoError(t, err)
+		e := &env{port: port, g: g, erl: erltest.StartErl(t, erlOpts(rt, port))}
+		goN := fmt.Sprintf("'%s'", g.Self())
+		assert.Equal(t, "{rex,3}", e.eval(t, `{rex, `+goN+`} ! {self(), {call, gotest, add, [1, 2], user}}, receive {rex, _} = M -> M after 5000 -> timeout end`))
+		assert.Equal(t, fmt.Sprintf("{features_reply,%s,[]}", g.Self()), e.eval(t, `{rex, `+goN+`} ! {self(), features_request}, receive {features_reply, _, _} = M -> M after 5000 -> timeout end`))
+		assert.Equal(t, "{badrpc,notsup}", e.eval(t, `rpc:call(`+goN+`, gotest, add, [1, 2])`))
+	})
+}
