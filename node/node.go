@@ -127,6 +127,9 @@ type Options struct {
 	// node with no processes: monitors and links of anything get noproc at
 	// once, so no BEAM caller waits on it. The process package sets it.
 	Handler Handler
+	// Flags are advertised in the handshake on top of handshake.DefaultFlags
+	// (for example handshake.FlagSpawn when spawn requests are served).
+	Flags handshake.Flags
 }
 
 // EventKind names what happened.
@@ -318,7 +321,7 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 	n.hs = handshake.Config{
 		Name:        name,
 		Cookie:      cookie,
-		Flags:       handshake.DefaultFlags,
+		Flags:       handshake.DefaultFlags | o.Flags,
 		Creation:    n.creation,
 		Timeout:     o.SetupTimeout,
 		StillWanted: n.stillDialing,
