@@ -13,7 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/distribute-go/distribute/internal/erltest"
-	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 func TestMain(m *testing.M) {
@@ -53,7 +53,7 @@ func checkInvariants(t *testing.T, h *ClusterHealth) {
 func TestCheckAllReachable(t *testing.T) {
 	ep := freePort(t)
 	self := startNode(t, "self", ep)
-	peers := []*node.Node{startNode(t, "p3", ep), startNode(t, "p1", ep), startNode(t, "p2", ep)}
+	peers := []*process.Node{startNode(t, "p3", ep), startNode(t, "p1", ep), startNode(t, "p2", ep)}
 	connect(t, self, peers...)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -171,7 +171,7 @@ func TestCheckPeerStopped(t *testing.T) {
 func TestCheckPeerStoppedDuringCheck(t *testing.T) {
 	ep := freePort(t)
 	self := startNode(t, "self", ep)
-	peers := []*node.Node{startNode(t, "a", ep), startNode(t, "b", ep), startNode(t, "c", ep)}
+	peers := []*process.Node{startNode(t, "a", ep), startNode(t, "b", ep), startNode(t, "c", ep)}
 	connect(t, self, peers...)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -13,7 +13,9 @@ import (
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/internal/nodetest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 const testCookie = "health-test-cookie"
@@ -26,20 +28,13 @@ func uniqueName(prefix string) string { return erltest.UniqueName(prefix) + "@12
 
 // startNode starts a node with the embedded EPMD on epmdPort and stops it
 // when the test ends.
-func startNode(t *testing.T, prefix string, epmdPort int) *node.Node {
+func startNode(t *testing.T, prefix string, epmdPort int) *process.Node {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	n, err := node.Start(ctx, uniqueName(prefix), testCookie, &node.Options{
-		EPMDPort: epmdPort, ListenAddr: "127.0.0.1",
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = n.Stop() })
-	return n
+	return nodetest.Start(t, uniqueName(prefix), testCookie, node.Options{EPMDPort: epmdPort})
 }
 
 // connect connects n to every peer.
-func connect(t *testing.T, n *node.Node, peers ...*node.Node) {
+func connect(t *testing.T, n *process.Node, peers ...*process.Node) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // TestBEAMLargeMessagesReachUs: with FRAGMENTS negotiated, a BEAM node splits
@@ -25,10 +26,10 @@ func TestBEAMLargeMessagesReachUs(t *testing.T) {
 		var logs interopLogs
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		n, err := node.Start(ctx, erltest.UniqueName("gofrag")+"@localhost", "frag-cookie", &node.Options{
+		n, err := process.Start(ctx, erltest.UniqueName("gofrag")+"@localhost", "frag-cookie", &process.Options{Node: node.Options{
 			EPMDPort: epmdPort,
 			Logger:   slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		})
+		}})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = n.Stop() })
 		erl := erltest.StartErl(t, erltest.ErlOptions{Runtime: rt, Cookie: "frag-cookie", EPMDPort: epmdPort, Control: true})

@@ -16,6 +16,7 @@ import (
 	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -50,6 +51,8 @@ func (h slowLinkUpHandler) WithGroup(n string) slog.Handler {
 // (up on handshake_ok, down on link_down) is left believing a dead link is up. Here the "link up" log
 // call is stalled to make the window wide; without the stall the same inversion was seen under -race
 // in TestInteropSimultaneousConnectGoGo (round 33 of one run: link_down, then handshake_ok).
+//
+// Go<->Go: the real epmd is only the registry, so this runs on the host's OTP alone.
 func TestInteropBugEventOrderLinkDownBeforeHandshakeOK(t *testing.T) {
 	erltest.RequireEpmd(t)
 	ep := erltest.StartEPMD(t, 0)
@@ -57,10 +60,10 @@ func TestInteropBugEventOrderLinkDownBeforeHandshakeOK(t *testing.T) {
 	var stalled atomic.Int32
 	events := &interopEvents{}
 	aName := goName("a", false)
-	a, err := node.Start(ctxFor(t, 10*time.Second), aName, cookie, &node.Options{
+	a, err := process.Start(ctxFor(t, 10*time.Second), aName, cookie, &process.Options{Node: node.Options{
 		EPMD: node.EPMDExternal, EPMDPort: ep.Port(), ListenAddr: "127.0.0.1", OnEvent: events.add,
 		Logger: slog.New(slowLinkUpHandler{slog.NewTextHandler(&interopLogs{}, &slog.HandlerOptions{Level: slog.LevelDebug}), &stalled}),
-	})
+	}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Stop() })
 	b := startInteropGo(t, goName("b", false), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port()})
@@ -99,6 +102,8 @@ func TestInteropBugEventOrderLinkDownBeforeHandshakeOK(t *testing.T) {
 //     lost a simultaneous connect and the peer's connection did not arrive".
 //
 // Before the fix this failed in about half the runs with two `yes > /dev/null` running.
+//
+// Go<->Go: the real epmd is only the registry, so this runs on the host's OTP alone.
 func TestInteropBugSimultaneousConnectGhostLink(t *testing.T) {
 	erltest.RequireEpmd(t)
 	ep := erltest.StartEPMD(t, 0)

@@ -24,6 +24,7 @@ import (
 	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // TestWrongCookie: wrong cookies never connect, never show up in an error
@@ -36,7 +37,7 @@ func TestWrongCookie(t *testing.T) {
 	// attempts dials peer from ini n times (stopping after 3 unexpected
 	// outcomes, which cost a timeout each) and returns the error texts and
 	// the unexpected outcomes: anything but a refused cookie.
-	attempts := func(t *testing.T, ini *node.Node, peer string, n int) (texts, unexpected []string) {
+	attempts := func(t *testing.T, ini *process.Node, peer string, n int) (texts, unexpected []string) {
 		t.Helper()
 		for i := range n {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -167,7 +168,7 @@ func TestWrongCookie(t *testing.T) {
 			path := filepath.Join(home, ".erlang.cookie")
 			require.NoError(t, os.WriteFile(path, []byte(right), 0o600))
 			require.NoError(t, os.Chmod(path, 0o644))
-			cmd := exec.Command(bin, "ping", "--name", "probe", "--timeout", "1s", "nobody@localhost")
+			cmd := exec.Command(bin, "ping", "--sname", "probe", "--timeout", "1s", "nobody@localhost")
 			cmd.Env = append(envWithout("ERLANG_COOKIE", "HOME"), "HOME="+home)
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError

@@ -14,6 +14,7 @@ import (
 
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // halfHandshake opens a connection to port, sends a name message under
@@ -50,7 +51,7 @@ func TestImpostorHalfHandshake(t *testing.T) {
 	rw := report.add(t, "an unauthenticated half handshake under a genuine peer's name, then the genuine peer connects", 0, "")
 	var results []string
 
-	connectAfterImpostor := func(t *testing.T, acceptorPort int, acceptor string, genuine *node.Node) (time.Duration, error) {
+	connectAfterImpostor := func(t *testing.T, acceptorPort int, acceptor string, genuine *process.Node) (time.Duration, error) {
 		t.Helper()
 		halfHandshake(t, acceptorPort, genuine.Self())
 		start := time.Now()

@@ -15,10 +15,11 @@ import (
 
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // stormPair starts two Go nodes on a private in-process EPMD.
-func stormPair(t *testing.T, cookie string, epmdPort int, setup time.Duration) (a, b *node.Node, evA, evB *events) {
+func stormPair(t *testing.T, cookie string, epmdPort int, setup time.Duration) (a, b *process.Node, evA, evB *events) {
 	t.Helper()
 	evA, evB = &events{}, &events{}
 	logs := &logBuf{}
@@ -36,7 +37,7 @@ func stormPair(t *testing.T, cookie string, epmdPort int, setup time.Duration) (
 
 // oneLink waits until a and b see each other and exactly one TCP connection
 // joins them.
-func oneLink(a, b *node.Node) (time.Duration, bool) {
+func oneLink(a, b *process.Node) (time.Duration, bool) {
 	return waitFor(3*time.Second, func() bool {
 		return slices.Equal(a.Nodes(), []string{b.Self()}) && slices.Equal(b.Nodes(), []string{a.Self()}) &&
 			establishedOn(a.Port(), b.Port()) == 1
@@ -45,7 +46,7 @@ func oneLink(a, b *node.Node) (time.Duration, bool) {
 
 // noLink waits until neither a nor b has a link and no TCP connection joins
 // them.
-func noLink(a, b *node.Node) bool {
+func noLink(a, b *process.Node) bool {
 	_, ok := waitFor(3*time.Second, func() bool {
 		return a.ConnectedCount() == 0 && b.ConnectedCount() == 0 && establishedOn(a.Port(), b.Port()) == 0
 	})
