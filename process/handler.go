@@ -6,6 +6,8 @@ import (
 	"github.com/distribute-go/distribute/node"
 )
 
+var _ node.MessageFilter = (*handler)(nil)
+
 // handler is the node.Handler of a Node: it routes what arrives on the connections to the
 // processes. Its methods run on the connections' reader goroutines (node.Handler's contract).
 type handler Node
@@ -145,7 +147,7 @@ func (n *Node) spawnRequest(c *node.Conn, req control.SpawnRequest, args control
 // WantMessage says whether a fragmented message whose control message m has arrived on c is
 // worth reassembling: a message to a pid, name or alias of this node that has no process is
 // not, and is counted (Stats.NoProcess) and logged here, so that the link layer can drop its
-// fragments as they stream in instead of holding them (control.Reader.Want). Other messages are
+// fragments as they stream in instead of holding them (node.MessageFilter). Other messages are
 // wanted.
 func (h *handler) WantMessage(c *node.Conn, m control.Message) bool {
 	n := (*Node)(h)
