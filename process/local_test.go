@@ -303,3 +303,31 @@ func TestWantMessage(t *testing.T) {
 	assert.False(t, w.WantMessage(nil, control.AliasSend{Alias: a.MakeRef()}))
 	assert.Equal(t, before+3, a.ProcessStats().NoProcess)
 }
+
+// TestRegistry: names are unique per node, a process has at most one (registering it again,
+// even under the same name, fails as register/2's badarg does), Unregister frees the name, an
+// exited process drops it.
+func TestRegistry(t *testing.T) {
+	t.Parallel()
+	a, _ := goPair(t, nil)
+	p, q := a.Spawn(), a.Spawn()
+	require.NoError(t, p.Register("one"))
+	assert.ErrorIs(t, p.Register("one"), process.ErrNameTaken)
+	assert.ErrorIs(t, p.Register("two"), process.ErrNameTaken)
+	assert.ErrorIs(t, q.Register("one"), process.ErrNameTaken)
+	assert.Error(t, q.Register("undefined"))
+	pid, ok := a.Whereis("one")
+	assert.True(t, ok)
+	assert.Equal(t, p.Pid(), pid)
+	assert.Contains(t, a.Registered(), etf.Atom("one"))
+	assert.True(t, a.Unregister("one"))
+	assert.False(t, a.Unregister("one"))
+	require.NoError(t, q.Register("one"))
+	require.NoError(t, p.Register("two"))
+	q.Exit(etf.Atom("normal"))
+	_, ok = a.Whereis("one")
+	assert.False(t, ok)
+	assert.ErrorIs(t, q.Register("three"), process.ErrNoProcess)
+	b, _ := goPair(t, nil)
+	assert.Error(t, b.Register("foreign", a.Spawn()), "a process of another node")
+}
