@@ -34,6 +34,7 @@ import (
 
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/handshake"
+	"github.com/distribute-go/distribute/internal/lograte"
 )
 
 // EPMDMode says how a node finds the port mapper daemon.
@@ -193,7 +194,7 @@ type Node struct {
 
 	tooLarge  atomic.Uint64
 	malformed atomic.Uint64
-	skipLog   logLimiter
+	skipLog   lograte.Limiter
 
 	events eventQueue
 	owned  sync.Map // goroutine ids of the node's goroutines that call the Handler (own)
@@ -207,7 +208,7 @@ type Node struct {
 	reg      *epmd.Registration
 	embedded *sharedEPMD
 
-	authWarn authWarn // rate limit of the wrong-cookie warnings (authwarn.go)
+	authWarn lograte.Limiter // rate limit of the wrong-cookie warnings (authwarn.go)
 }
 
 var (
@@ -282,7 +283,7 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*Node, error) {
 	log := o.Logger
 	if log == nil {
-		log = slog.New(discard{})
+		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{
 		name:     name,
@@ -341,13 +342,6 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 	n.log.Debug("node started", "port", n.port, "epmd", o.EPMD.String(), "epmd_port", epmdPort, "creation", n.creation)
 	return n, nil
 }
-
-type discard struct{}
-
-func (discard) Enabled(context.Context, slog.Level) bool  { return false }
-func (discard) Handle(context.Context, slog.Record) error { return nil }
-func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discard) WithGroup(string) slog.Handler           { return d }
 
 // Stop unregisters from EPMD, closes every link and the listener, and
 // waits until every goroutine of the node has ended and every event has

@@ -39,6 +39,7 @@ import (
 
 	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/handshake"
+	"github.com/distribute-go/distribute/internal/lograte"
 	"github.com/distribute-go/distribute/node"
 )
 
@@ -119,7 +120,7 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 	}
 	log := o.Node.Logger
 	if log == nil {
-		log = slog.New(discard{})
+		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{
 		opts:         o,
@@ -153,13 +154,6 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 	close(n.ready)
 	return n, nil
 }
-
-type discard struct{}
-
-func (discard) Enabled(context.Context, slog.Level) bool  { return false }
-func (discard) Handle(context.Context, slog.Record) error { return nil }
-func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discard) WithGroup(string) slog.Handler           { return d }
 
 // Stop ends every process (with reason shutdown, as an application stop would: their remote
 // links and monitors are told), then stops the link layer. Calling it again is a no-op.
@@ -226,7 +220,7 @@ type Stats struct {
 
 type counters struct {
 	mailboxFull, noProcess, undecodable atomic.Uint64
-	log                                 logLimiter
+	log                                 lograte.Limiter
 }
 
 // ProcessStats returns the process layer's counters (Stats of the embedded node counts what
@@ -242,28 +236,9 @@ func (n *Node) ProcessStats() Stats {
 // dropped counts and logs (rate-limited) one message that could not be delivered.
 func (n *Node) dropped(c *atomic.Uint64, what string, attrs ...any) {
 	c.Add(1)
-	if ok, suppressed := n.stats.log.allow(time.Now()); ok {
+	if ok, suppressed := n.stats.log.Allow(time.Now()); ok {
 		n.log.Warn("message dropped: "+what, append(attrs, "suppressed_since_last", suppressed)...)
 	}
-}
-
-// logLimiter lets one log line through per second and counts the rest.
-type logLimiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed uint64
-}
-
-func (l *logLimiter) allow(now time.Time) (bool, uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.last) < time.Second {
-		l.suppressed++
-		return false, 0
-	}
-	s := l.suppressed
-	l.last, l.suppressed = now, 0
-	return true, s
 }
 
 // Errors.
