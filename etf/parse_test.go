@@ -212,3 +212,24 @@ func cmpInt(i, j int) int {
 	}
 	return 0
 }
+
+// TestCompareDeep: comparing uses no recursion, so terms as deep as decoding allows compare.
+func TestCompareDeep(t *testing.T) {
+	deep := func(leaf etf.Term) etf.Term {
+		for i := range 300_000 {
+			if i%2 == 0 {
+				leaf = etf.Tuple{leaf}
+			} else {
+				leaf = etf.List{etf.Atom("x"), leaf}
+			}
+		}
+		return leaf
+	}
+	x, y := deep(int64(1)), deep(int64(2))
+	assert.True(t, etf.Equal(x, deep(int64(1))))
+	assert.Equal(t, -1, etf.Compare(x, y))
+	assert.Equal(t, 1, etf.Compare(y, x))
+	// A map whose keys must be compared deeply still prints, keys in order.
+	s := etf.Format(etf.Map{{Key: y, Value: etf.Atom("two")}, {Key: x, Value: etf.Atom("one")}})
+	assert.Less(t, strings.Index(s, "1"), strings.Index(s, "2"))
+}
