@@ -107,6 +107,16 @@ func TestParse(t *testing.T) {
 		   done}.`, etf.Tuple{a("ok"), a("done")}},
 		{"  42 .  % trailing\n", int64(42)},
 		{`((a))`, a("a")},
+		// OTP 27 sigils and triple-quoted strings (checked against erl_parse in OTP 27).
+		{`~"a\nb"`, []byte("a\nb")},
+		{`~b"a\x{e9}"`, []byte("aé")},
+		{`~B"a\nb"`, []byte(`a\nb`)},
+		{`~s"x\ty"`, etf.String("x\ty")},
+		{`~S"x\ty"`, etf.String(`x\ty`)},
+		{`~(a"b)`, []byte(`a"b`)},
+		{`~[a\]b]`, []byte("a]b")},
+		{`~""`, []byte{}},
+		{"\"\"\"\n  hello \"x\"\n    world\n  \"\"\"", etf.String("hello \"x\"\n  world")},
 		{`{hello, <<"x">>, [1,2,3], #{k => v}}`, etf.Tuple{a("hello"), []byte("x"), etf.String("\x01\x02\x03"), etf.Map{{Key: a("k"), Value: a("v")}}}},
 	}
 	for _, c := range cases {
