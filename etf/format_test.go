@@ -15,7 +15,6 @@ import (
 	"github.com/distribute-go/distribute/internal/erltest"
 )
 
-
 // erlBatch evaluates Erlang expressions in one erl, in order, and returns each value as ~0tp prints it.
 // It is the runtime parameter of the zoo check (erltest.ForEachRuntime can supply one per runtime).
 type erlBatch func(t *testing.T, exprs []string) []string
