@@ -229,8 +229,11 @@ func (s *state) readFrame() ([]byte, error) {
 		return nil, s.fail(err)
 	}
 	if s.first && s.hlen == 2 && IsTLSRecord(s.hdr[:2]) {
-		return nil, &Error{Step: s.step, Kind: ErrPeerTLS, Peer: s.peer,
-			Info: "the peer sent a TLS record, not a plain handshake frame: it runs TLS distribution (-proto_dist inet_tls); configure TLS here too"}
+		info := "the peer answered with a TLS record: it runs TLS distribution (-proto_dist inet_tls) and this node plain"
+		if s.step == StepRecvName {
+			info = "TLS record on a plain distribution listener: the peer runs TLS distribution (-proto_dist inet_tls) and this node plain"
+		}
+		return nil, &Error{Step: s.step, Kind: ErrPeerTLS, Peer: s.peer, Info: info}
 	}
 	s.first = false
 	var n int

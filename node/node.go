@@ -31,6 +31,7 @@ import (
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/handshake"
+	"github.com/distribute-go/distribute/tlsdist"
 )
 
 // EPMDMode says how a node finds the port mapper daemon.
@@ -96,6 +97,9 @@ type Options struct {
 	// OnEvent, if set, is called (synchronously, keep it quick) for each
 	// link, handshake and EPMD event; metrics hang off it.
 	OnEvent func(Event)
+	// TLS, if set, runs every distribution connection over TLS, like
+	// erl -proto_dist inet_tls (see tls.go); nil means plain TCP.
+	TLS *tlsdist.Config
 }
 
 // EventKind names what happened.
@@ -144,7 +148,8 @@ type Node struct {
 	creation uint32
 	pid      etf.Pid // the process that makes this node's calls
 	epmdPort int
-	port     int // distribution listen port
+	port     int           // distribution listen port
+	tls      *tlsdist.Dist // nil: plain distribution
 
 	ln     net.Listener
 	ctx    context.Context
@@ -287,7 +292,12 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 	if log == nil {
 		log = slog.New(discard{})
 	}
+	tlsd, err := buildTLS(o.TLS)
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{
+		tls:      tlsd,
 		name:     name,
 		long:     IsLongName(name),
 		opts:     o,
@@ -329,6 +339,7 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 		Creation:    n.creation,
 		Timeout:     o.SetupTimeout,
 		StillWanted: n.stillDialing,
+		FrameSize:   n.frameSize(),
 	}
 	n.wg.Add(2)
 	go n.acceptLoop()
@@ -690,7 +701,7 @@ func (n *Node) dialPeer(ctx context.Context, peer string) (net.Conn, error) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return conn, nil
+	return n.tlsClient(ctx, conn, host)
 }
 
 func (n *Node) acceptLoop() {
@@ -729,6 +740,9 @@ func (n *Node) accept(conn net.Conn) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.opts.SetupTimeout)
 	defer cancel()
+	if conn = n.tlsServer(ctx, conn); conn == nil {
+		return
+	}
 	var peer string
 	var a *attempt
 	stopJoin := func() bool { return false }
