@@ -67,10 +67,24 @@ func (n *Node) tlsClient(ctx context.Context, conn net.Conn, host string) (net.C
 		return conn, nil
 	}
 	cc := &countConn{Conn: conn}
-	tc := tls.Client(cc, n.tls.Client(host))
+	cfg := n.tls.Client(host)
+	asked := false // the server asked for a certificate we do not have
+	if cfg.GetClientCertificate == nil {
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			asked = true
+			return &tls.Certificate{}, nil
+		}
+	}
+	tc := tls.Client(cc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = conn.Close()
 		te := tlsdist.Wrap(err, false).(*tlsdist.Error)
+		if asked && te.Remote && te.Reason == tlsdist.ReasonHandshakeFailure {
+			// TLS 1.2: a BEAM server with fail_if_no_peer_cert says only
+			// handshake_failure.
+			te.Reason = tlsdist.ReasonNoClientCert
+			te.Detail = "the peer requires a client certificate and this node has none to send"
+		}
 		if cc.read == 0 && (te.Reason == tlsdist.ReasonTimeout || te.Reason == tlsdist.ReasonClosed) {
 			te.Reason = tlsdist.ReasonNoAnswer
 			te.Detail = "the peer sent nothing back to our TLS hello: it is probably a plain distribution listener (a BEAM one waits silently until its net_setuptime)"

@@ -1,0 +1,251 @@
+package test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/distribute-go/distribute/epmd"
+	"github.com/distribute-go/distribute/handshake"
+	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/internal/testcerts"
+	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/tlsdist"
+)
+
+// tlsErlArgs makes an erl node run TLS distribution from an optfile.
+func tlsErlArgs(optfile string) []string {
+	return []string{"-proto_dist", "inet_tls", "-ssl_dist_optfile", optfile}
+}
+
+// tlsSide is mutual verification with p against ca, for a Go node.
+func tlsSide(p testcerts.Pair, ca *testcerts.CA) tlsdist.Side {
+	return tlsdist.Side{CertFile: p.CertFile, KeyFile: p.KeyFile, CAFile: ca.File}
+}
+
+// erlPingWithin evaluates net_adm:ping on p and returns the answer and how long it took.
+func erlPingWithin(t *testing.T, p *erltest.Process, peer string) (string, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	v := evalOK(t, p, fmt.Sprintf("net_adm:ping('%s')", peer))
+	return v, time.Since(start)
+}
+
+// lastInboundFailure waits for g's next inbound handshake failure after from and returns its error.
+func lastInboundFailure(t *testing.T, g *interopGo, from int) error {
+	t.Helper()
+	var err error
+	require.Eventually(t, func() bool {
+		for _, ev := range g.events.since(from) {
+			if ev.Kind == node.EventHandshakeFailed && ev.Inbound {
+				err = ev.Err
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 5*time.Millisecond, "no inbound handshake failure on %s", g.Self())
+	return err
+}
+
+// TestTLSInteropPing: Go and BEAM over TLS distribution, with mutual verification, both ways: Go
+// pings BEAM, BEAM pings Go, and the BEAM side sees the connection as TLS.
+func TestTLSInteropPing(t *testing.T) {
+	t.Parallel()
+	ca := testcerts.NewCA(t, "ca")
+	ep := erltest.FreePort(t)
+	erltest.StartEPMD(t, ep)
+	cookie := newInteropCookie()
+	erlPair, goPair := ca.Node(t, "erl"), ca.Node(t, "go")
+	p := startControlErl(t, erltest.ErlOptions{EPMDPort: ep, Cookie: cookie,
+		Extra: tlsErlArgs(testcerts.OptFile(t, erlPair, ca.File, "", ""))})
+	g := startInteropGo(t, goName("g", false), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: ep,
+		TLS: tlsdist.Both(tlsSide(goPair, ca))})
+	ctx := ctxFor(t, 20*time.Second)
+
+	require.NoError(t, g.Connect(ctx, p.Node()))
+	assert.True(t, g.Ping(ctx, p.Node()))
+	assert.True(t, erlHas(t, p, "hidden", g.Self()))
+	// The BEAM side runs this link over TLS.
+	assert.Equal(t, "tls", evalOK(t, p, fmt.Sprintf(
+		"{ok, I} = net_kernel:node_info('%s', address), element(4, I)", g.Self())))
+
+	require.True(t, g.Disconnect(p.Node()))
+	poll(t, 5*time.Second, 10*time.Millisecond, func() bool { return !erlHas(t, p, "hidden", g.Self()) })
+	v, _ := erlPingWithin(t, p, g.Self())
+	assert.Equal(t, "pong", v)
+	assert.Equal(t, []string{p.Node()}, g.Nodes())
+	assert.True(t, g.Ping(ctx, p.Node()))
+}
+
+// TestTLSInteropRefusals: each mismatch between a Go node and a BEAM node is refused with its own
+// reason, fast, in both directions.
+func TestTLSInteropRefusals(t *testing.T) {
+	t.Parallel()
+	ca, wrongCA := testcerts.NewCA(t, "ca"), testcerts.NewCA(t, "wrong")
+	erlPair := ca.Node(t, "erl")
+	goPair, wrongPair, expired := ca.Node(t, "go"), wrongCA.Node(t, "gow"), ca.Expired(t, "gox")
+	ep := erltest.FreePort(t)
+	erltest.StartEPMD(t, ep)
+	cookie := newInteropCookie()
+	tlsErl := startControlErl(t, erltest.ErlOptions{EPMDPort: ep, Cookie: cookie,
+		Extra: tlsErlArgs(testcerts.OptFile(t, erlPair, ca.File, "", ""))})
+	plainErl := startControlErl(t, erltest.ErlOptions{EPMDPort: ep, Cookie: cookie})
+	// A BEAM node that trusts the other CA and presents a certificate from it.
+	wrongErl := startControlErl(t, erltest.ErlOptions{EPMDPort: ep, Cookie: cookie,
+		Extra: tlsErlArgs(testcerts.OptFile(t, wrongCA.Node(t, "erlw"), wrongCA.File, "", ""))})
+
+	// BEAM nodes that trust our CA but present a certificate from the other CA, an expired one, or
+	// none at all (their client side has no certfile).
+	wrongCertErl := startControlErl(t, erltest.ErlOptions{EPMDPort: ep, Cookie: cookie,
+		Extra: tlsErlArgs(testcerts.OptFile(t, wrongCA.Node(t, "erlwc"), ca.File, "", ""))})
+	expiredErl := startControlErl(t, erltest.ErlOptions{EPMDPort: ep, Cookie: cookie,
+		Extra: tlsErlArgs(testcerts.OptFile(t, ca.Expired(t, "erlx"), ca.File, "", ""))})
+	noCertConf := filepath.Join(t.TempDir(), "nocert.conf")
+	require.NoError(t, os.WriteFile(noCertConf, []byte(fmt.Sprintf(
+		"[{server,[{certfile,%q},{keyfile,%q},{cacertfile,%q},{verify,verify_peer},{fail_if_no_peer_cert,true}]},\n"+
+			" {client,[{cacertfile,%q},{verify,verify_peer}]}].\n", erlPair.CertFile, erlPair.KeyFile, ca.File, ca.File)), 0o600))
+	noCertErl := startControlErl(t, erltest.ErlOptions{EPMDPort: ep, Cookie: cookie, Extra: tlsErlArgs(noCertConf)})
+
+	goNode := func(cfg *tlsdist.Config, setup time.Duration) *interopGo {
+		return startInteropGo(t, goName("g", false), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: ep,
+			TLS: cfg, SetupTimeout: setup})
+	}
+	good := goNode(tlsdist.Both(tlsSide(goPair, ca)), 0)
+	plain := goNode(nil, 0)
+	const fast = 2 * time.Second
+
+	t.Run("Go dials BEAM", func(t *testing.T) {
+		for _, tc := range []struct {
+			name   string
+			cfg    *tlsdist.Config
+			peer   *erltest.Process
+			want   tlsdist.Reason
+			remote bool
+		}{
+			{"client cert from wrong CA", tlsdist.Both(tlsSide(wrongPair, ca)), tlsErl, tlsdist.ReasonUnknownCA, true},
+			{"expired client cert", tlsdist.Both(tlsSide(expired, ca)), tlsErl, tlsdist.ReasonExpired, true},
+			{"no client cert", &tlsdist.Config{Server: tlsSide(goPair, ca), Client: tlsdist.Side{CAFile: ca.File}}, tlsErl, tlsdist.ReasonNoClientCert, true},
+			{"server cert from wrong CA", tlsdist.Both(tlsSide(goPair, ca)), wrongErl, tlsdist.ReasonUnknownCA, false},
+			{"plain Go to TLS BEAM", nil, tlsErl, tlsdist.ReasonProtocolMismatch, false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				g := goNode(tc.cfg, 0)
+				start := time.Now()
+				err := g.Connect(ctxFor(t, 15*time.Second), tc.peer.Node())
+				took := time.Since(start)
+				require.ErrorIs(t, err, node.ErrTLS, "%v", err)
+				var te *tlsdist.Error
+				require.ErrorAs(t, err, &te)
+				assert.Equal(t, tc.want, te.Reason, "%v", err)
+				assert.Equal(t, tc.remote, te.Remote, "%v", err)
+				assert.Less(t, took, fast, "%v", err)
+				if tc.cfg == nil {
+					assert.ErrorIs(t, err, handshake.ErrPeerTLS)
+				}
+			})
+		}
+	})
+
+	t.Run("BEAM dials Go", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			from *erltest.Process
+			to   *interopGo
+			want tlsdist.Reason
+			text string
+		}{
+			{"client cert from wrong CA", wrongCertErl, good, tlsdist.ReasonUnknownCA, "not signed by a CA in our CA bundle"},
+			{"expired client cert", expiredErl, good, tlsdist.ReasonExpired, "the client's certificate is expired"},
+			{"no client cert", noCertErl, good, tlsdist.ReasonNoClientCert, "the client sent no certificate"},
+			{"BEAM does not trust our CA", wrongErl, good, tlsdist.ReasonUnknownCA, "the peer does not trust the CA that signed our certificate"},
+			{"plain BEAM to TLS Go", plainErl, good, tlsdist.ReasonProtocolMismatch, "plain distribution handshake on a TLS listener"},
+			{"TLS BEAM to plain Go", tlsErl, plain, tlsdist.ReasonProtocolMismatch, "TLS record on a plain distribution listener"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				from := tc.to.events.mark()
+				v, took := erlPingWithin(t, tc.from, tc.to.Self())
+				assert.Equal(t, "pang", v)
+				assert.Less(t, took, fast)
+				err := lastInboundFailure(t, tc.to, from)
+				assert.Equal(t, tc.want, tlsdist.Classify(err), "%v", err)
+				assert.Contains(t, err.Error(), tc.text)
+			})
+		}
+	})
+
+	// A TLS Go node dialling a plain BEAM node: BEAM reads the TLS record header as a 2-byte length
+	// (0x1603 = 5635 bytes) and waits for that many bytes until its net_setuptime (7 s); nothing
+	// comes back, so our dialer can tell only when its own setup time ends.
+	t.Run("TLS Go to plain BEAM", func(t *testing.T) {
+		const setup = 1500 * time.Millisecond
+		g := goNode(tlsdist.Both(tlsSide(goPair, ca)), setup)
+		start := time.Now()
+		err := g.Connect(ctxFor(t, 15*time.Second), plainErl.Node())
+		took := time.Since(start)
+		require.ErrorIs(t, err, node.ErrTLS, "%v", err)
+		var te *tlsdist.Error
+		require.ErrorAs(t, err, &te)
+		assert.Equal(t, tlsdist.ReasonNoAnswer, te.Reason, "%v", err)
+		assert.Contains(t, err.Error(), "plain distribution listener")
+		assert.Less(t, took, setup+time.Second)
+	})
+
+	t.Run("wrong cookie inside TLS", func(t *testing.T) {
+		g := startInteropGo(t, goName("g", false), "not-the-cookie", node.Options{EPMD: node.EPMDExternal, EPMDPort: ep,
+			TLS: tlsdist.Both(tlsSide(goPair, ca))})
+		err := g.Connect(ctxFor(t, 15*time.Second), tlsErl.Node())
+		require.ErrorIs(t, err, node.ErrAuth, "%v", err)
+		assert.NotErrorIs(t, err, node.ErrTLS)
+		from := g.events.mark()
+		v, _ := erlPingWithin(t, tlsErl, g.Self())
+		assert.Equal(t, "pang", v)
+		err = lastInboundFailure(t, g, from)
+		assert.ErrorIs(t, err, handshake.ErrAuth)
+	})
+}
+
+// TestTLSInteropRawMismatch records what a real BEAM listener does with the wrong kind of first
+// bytes: a TLS listener answers a plain name message with a fatal unexpected_message alert at once;
+// a plain listener answers a TLS hello with silence until its setup time.
+func TestTLSInteropRawMismatch(t *testing.T) {
+	t.Parallel()
+	ca := testcerts.NewCA(t, "ca")
+	ep := erltest.FreePort(t)
+	erltest.StartEPMD(t, ep)
+	cookie := newInteropCookie()
+	tlsErl := startControlErl(t, erltest.ErlOptions{EPMDPort: ep, Cookie: cookie,
+		Extra: tlsErlArgs(testcerts.OptFile(t, ca.Node(t, "erl"), ca.File, "", ""))})
+	alive, _, _ := strings.Cut(tlsErl.Node(), "@")
+	info, err := (&epmd.Client{Port: ep}).PortPlease(ctxFor(t, 5*time.Second), "127.0.0.1", alive)
+	require.NoError(t, err)
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(info.Port)))
+	require.NoError(t, err)
+	defer c.Close()
+	name := "probe@localhost"
+	msg := []byte{0, byte(15 + len(name)), 'N', 0, 0, 0, 0x0d, 0x07, 0xdf, 0x7f, 0xbd, 0, 0, 0, 1, 0, byte(len(name))}
+	_, err = c.Write(append(msg, name...))
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	start := time.Now()
+	buf := make([]byte, 64)
+	var got []byte
+	for {
+		k, err := c.Read(buf)
+		got = append(got, buf[:k]...)
+		if err != nil {
+			assert.False(t, errors.Is(err, os.ErrDeadlineExceeded), "%v", err)
+			break
+		}
+	}
+	assert.Equal(t, []byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a}, got, "fatal unexpected_message alert")
+	assert.Less(t, time.Since(start), time.Second)
+}
