@@ -194,7 +194,8 @@ func classify(err error, server bool) (Reason, bool, string) {
 		return ReasonTimeout, false, "the TLS handshake did not finish within the setup time"
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
 		return ReasonClosed, false, "the peer closed the connection during the TLS handshake"
-	case errors.As(err, &ae) && ae == alertProtocolVersion:
+	case errors.As(err, &ae) && ae == alertProtocolVersion,
+		strings.Contains(err.Error(), "unsupported versions"), strings.Contains(err.Error(), "protocol version not supported"):
 		return ReasonVersion, false, "no TLS version in common with the peer"
 	case errors.As(err, &ae) && ae == alertHandshakeFailure:
 		return ReasonHandshakeFailure, false, "no TLS parameters in common with the peer"
