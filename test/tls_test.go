@@ -1,13 +1,17 @@
 package test
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -253,4 +257,123 @@ func TestTLSInteropRawMismatch(t *testing.T) {
 	}
 	assert.Equal(t, []byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a}, got, "fatal unexpected_message alert")
 	assert.Less(t, time.Since(start), time.Second)
+}
+
+// clientHello returns the first TLS record a crypto/tls client sends.
+func clientHello(t *testing.T) []byte {
+	t.Helper()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	go func() {
+		c := tls.Client(a, &tls.Config{ServerName: "localhost", InsecureSkipVerify: true}) //nolint:gosec // never completes
+		_ = c.Handshake()
+	}()
+	require.NoError(t, b.SetReadDeadline(time.Now().Add(5*time.Second)))
+	hdr := make([]byte, 5)
+	_, err := io.ReadFull(b, hdr)
+	require.NoError(t, err)
+	body := make([]byte, int(hdr[3])<<8|int(hdr[4]))
+	_, err = io.ReadFull(b, body)
+	require.NoError(t, err)
+	return append(hdr, body...)
+}
+
+// TestTLSInteropHostile: 50 slow-loris peers trickling a TLS hello into a TLS Go node, and 20 that
+// send garbage, do not keep a BEAM TLS node from pinging it nor the Go node from dialling BEAM;
+// each loris is dropped at the Go node's setup time, each garbage peer at once.
+func TestTLSInteropHostile(t *testing.T) {
+	t.Parallel()
+	const (
+		lorises = 50
+		setup   = 2 * time.Second
+	)
+	ca := testcerts.NewCA(t, "ca")
+	ep := erltest.FreePort(t)
+	erltest.StartEPMD(t, ep)
+	cookie := newInteropCookie()
+	p := startControlErl(t, erltest.ErlOptions{EPMDPort: ep, Cookie: cookie,
+		Extra: tlsErlArgs(testcerts.OptFile(t, ca.Node(t, "erl"), ca.File, "", ""))})
+	g := startInteropGo(t, goName("g", false), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: ep,
+		SetupTimeout: setup, TLS: tlsdist.Both(tlsSide(ca.Node(t, "go"), ca))})
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(g.Port()))
+	hello := clientHello(t)
+
+	type result struct {
+		after  time.Duration
+		err    error
+		reply  []byte
+		loris  bool
+		closed bool
+	}
+	results := make(chan result, lorises+20)
+	var wg sync.WaitGroup
+	var connected atomic.Int64
+	stop := make(chan struct{})
+	for i := range lorises + 20 {
+		loris := i < lorises
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				results <- result{err: err, loris: loris}
+				return
+			}
+			defer c.Close()
+			connected.Add(1)
+			if !loris {
+				_, _ = c.Write([]byte("\x00\x05hello garbage"))
+			}
+			buf := make([]byte, 64)
+			for sent := 0; ; {
+				if loris && sent < len(hello)-1 { // never the last byte
+					_, _ = c.Write(hello[sent : sent+1])
+					sent++
+				}
+				_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				k, err := c.Read(buf)
+				var ne net.Error
+				switch {
+				case errors.As(err, &ne) && ne.Timeout():
+					select {
+					case <-stop:
+						results <- result{after: time.Since(start), err: errors.New("still open at the end"), loris: loris}
+						return
+					default:
+						continue
+					}
+				default:
+					results <- result{after: time.Since(start), err: err, reply: append([]byte(nil), buf[:k]...), loris: loris, closed: k == 0}
+					return
+				}
+			}
+		}()
+	}
+	// While they hang on: BEAM pings us, then we dial BEAM.
+	poll(t, 5*time.Second, 5*time.Millisecond, func() bool { return connected.Load() == lorises+20 })
+	v, took := erlPingWithin(t, p, g.Self())
+	assert.Equal(t, "pong", v)
+	assert.Less(t, took, time.Second)
+	evalOK(t, p, fmt.Sprintf("erlang:disconnect_node('%s')", g.Self()))
+	poll(t, 5*time.Second, 10*time.Millisecond, func() bool { return g.ConnectedCount() == 0 })
+	start := time.Now()
+	require.NoError(t, g.Connect(ctxFor(t, 5*time.Second), p.Node()))
+	assert.Less(t, time.Since(start), time.Second)
+
+	timer := time.AfterFunc(setup+3*time.Second, func() { close(stop) })
+	defer timer.Stop()
+	wg.Wait()
+	close(results)
+	for r := range results {
+		if r.loris {
+			assert.True(t, r.closed, "loris dropped without a reply: %v % x", r.err, r.reply)
+			assert.GreaterOrEqual(t, r.after, setup-100*time.Millisecond, "loris dropped at the setup time")
+			assert.Less(t, r.after, setup+2*time.Second)
+		} else {
+			assert.Equal(t, []byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a}, r.reply, "garbage answered with a fatal alert")
+			assert.Less(t, r.after, time.Second)
+		}
+	}
 }

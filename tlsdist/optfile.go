@@ -214,7 +214,13 @@ func asList(t etf.Term) ([]etf.Term, bool) {
 func asString(t etf.Term) (string, bool) {
 	switch v := t.(type) {
 	case etf.String:
-		return string(v), true
+		// Its elements are characters 0..255 (what file:consult makes of
+		// "..."), Latin-1 as codepoints: a file name is their UTF-8.
+		var b strings.Builder
+		for i := 0; i < len(v); i++ {
+			b.WriteRune(rune(v[i]))
+		}
+		return b.String(), true
 	case string:
 		return v, true
 	case []byte:
