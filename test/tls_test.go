@@ -377,3 +377,37 @@ func TestTLSInteropHostile(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSInteropLongNames: with long names on 127.0.0.1 the host is an IP. Our dialer sends no SNI
+// (an IP is no server name) and checks the certificate's IP address; BEAM sends "127.0.0.1" as SNI
+// and checks it as a DNS name.
+func TestTLSInteropLongNames(t *testing.T) {
+	t.Parallel()
+	ca := testcerts.NewCA(t, "ca")
+	ep := erltest.FreePort(t)
+	erltest.StartEPMD(t, ep)
+	cookie := newInteropCookie()
+	p := startControlErl(t, erltest.ErlOptions{EPMDPort: ep, Cookie: cookie, LongNames: true,
+		Extra: tlsErlArgs(testcerts.OptFile(t, ca.Node(t, "erl"), ca.File, "", ""))})
+	g := startInteropGo(t, goName("g", true), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: ep,
+		TLS: tlsdist.Both(tlsSide(ca.Node(t, "go"), ca))})
+	require.NoError(t, g.Connect(ctxFor(t, 10*time.Second), p.Node()))
+	v, _ := erlPingWithin(t, p, g.Self())
+	assert.Equal(t, "pong", v)
+	evalOK(t, p, fmt.Sprintf("erlang:disconnect_node('%s')", g.Self()))
+	poll(t, 5*time.Second, 10*time.Millisecond, func() bool { return g.ConnectedCount() == 0 })
+	v, _ = erlPingWithin(t, p, g.Self())
+	assert.Equal(t, "pong", v)
+
+	// BEAM checks the host 127.0.0.1 as a DNS name: a certificate with the IP only as an IP address
+	// is refused by its hostname check, and it says no more than handshake_failure.
+	noIP := ca.IssueRaw(t, "ipo", nil, []net.IP{net.IPv4(127, 0, 0, 1)})
+	h := startInteropGo(t, goName("h", true), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: ep,
+		TLS: tlsdist.Both(tlsSide(noIP, ca))})
+	from := h.events.mark()
+	v, _ = erlPingWithin(t, p, h.Self())
+	assert.Equal(t, "pang", v)
+	err := lastInboundFailure(t, h, from)
+	assert.Equal(t, tlsdist.ReasonHandshakeFailure, tlsdist.Classify(err), "%v", err)
+	assert.Contains(t, err.Error(), "as a DNS name")
+}

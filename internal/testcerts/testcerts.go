@@ -79,9 +79,25 @@ func Hosts(t testing.TB) []string {
 	return hs
 }
 
-// Issue signs a certificate for the hosts (DNS names or IPs), usable as
-// server and client, valid from notBefore to notAfter.
+// Issue signs a certificate for the hosts (DNS names or IPs; an IP is
+// written both as an IP address and as a DNS name), usable as server and
+// client, valid from notBefore to notAfter.
 func (ca *CA) Issue(t testing.TB, name string, hosts []string, notBefore, notAfter time.Time) Pair {
+	t.Helper()
+	var dns []string
+	var ips []net.IP
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			ips = append(ips, ip)
+		}
+		// An IP goes in as a DNS name too: BEAM checks the host part of
+		// a node name such as x@127.0.0.1 as a DNS name, never as an IP.
+		dns = append(dns, h)
+	}
+	return ca.issue(t, name, dns, ips, notBefore, notAfter)
+}
+
+func (ca *CA) issue(t testing.TB, name string, dns []string, ips []net.IP, notBefore, notAfter time.Time) Pair {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -95,13 +111,7 @@ func (ca *CA) Issue(t testing.TB, name string, hosts []string, notBefore, notAft
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
+	tmpl.DNSNames, tmpl.IPAddresses = dns, ips
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)
@@ -154,4 +164,11 @@ func write(t testing.TB, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// IssueRaw signs a certificate valid now with exactly these DNS names and
+// IP addresses.
+func (ca *CA) IssueRaw(t testing.TB, name string, dns []string, ips []net.IP) Pair {
+	t.Helper()
+	return ca.issue(t, name, dns, ips, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
 }
