@@ -124,6 +124,25 @@ func TestVerifyHookAndDepth(t *testing.T) {
 	cerr, serr := handshakePair(t, d, "localhost")
 	require.NoError(t, cerr)
 	require.NoError(t, serr)
+
+	// A certificate from an intermediate CA: depth 1 takes it, depth 0
+	// refuses it.
+	sub := ca.SubCA(t, "sub").Node(t, "s")
+	for _, tc := range []struct {
+		depth int
+		ok    bool
+	}{{1, true}, {0, true}, {NoIntermediates, false}} {
+		srv := Side{CertFile: sub.CertFile, KeyFile: sub.KeyFile, CAFile: ca.File}
+		cli := Side{CertFile: p.CertFile, KeyFile: p.KeyFile, CAFile: ca.File, Depth: tc.depth}
+		d, err := (&Config{Server: srv, Client: cli}).Build()
+		require.NoError(t, err)
+		cerr, _ := handshakePair(t, d, "localhost")
+		if tc.ok {
+			assert.NoError(t, cerr, "depth %d", tc.depth)
+		} else {
+			assert.Equal(t, ReasonRejected, Classify(Wrap(cerr, false)), "depth %d: %v", tc.depth, cerr)
+		}
+	}
 }
 
 func TestClassify(t *testing.T) {

@@ -27,6 +27,7 @@ type CA struct {
 	CertPEM []byte
 	File    string // its certificate, PEM
 	dir     string
+	chain   []byte // PEM of the intermediates up to the root (not included), for a SubCA
 }
 
 // Pair is a certificate and key, as files.
@@ -62,6 +63,36 @@ func NewCA(t testing.TB, name string) *CA {
 	ca.File = filepath.Join(ca.dir, name+"-ca.pem")
 	write(t, ca.File, ca.CertPEM)
 	return ca
+}
+
+// SubCA makes an intermediate CA signed by ca. Certificates it issues
+// carry it in their certificate file, after the leaf.
+func (ca *CA) SubCA(t testing.TB, name string) *CA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(t),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	sub := &CA{Cert: cert, key: key, dir: ca.dir}
+	sub.CertPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	sub.chain = append(append([]byte(nil), sub.CertPEM...), ca.chain...)
+	sub.File = filepath.Join(ca.dir, name+"-ca.pem")
+	write(t, sub.File, sub.CertPEM)
+	return sub
 }
 
 // Hosts are the names every node certificate carries: localhost,
@@ -122,7 +153,7 @@ func (ca *CA) issue(t testing.TB, name string, dns []string, ips []net.IP, notBe
 	}
 	cert, _ := x509.ParseCertificate(der)
 	p := Pair{CertFile: filepath.Join(ca.dir, name+".pem"), KeyFile: filepath.Join(ca.dir, name+".key"), Cert: cert}
-	write(t, p.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	write(t, p.CertFile, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ca.chain...))
 	write(t, p.KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
 	return p
 }
