@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 //go:embed bench_erl.erl
@@ -142,7 +142,7 @@ type bench struct {
 
 	beam, drv, seqDrv *proc
 	hnodes            []*proc
-	ga, gb, gh        *node.Node
+	ga, gb, gh        *process.Node
 	info              machineInfo
 }
 
@@ -303,7 +303,7 @@ func (b *bench) setup(ctx context.Context) error {
 			erl(&b.hnodes[i], e)
 		}
 	}
-	gonode := func(dst **node.Node, prefix string) {
+	gonode := func(dst **process.Node, prefix string) {
 		wg.Go(func() {
 			n, err := startGo(ctx, uniqueName(prefix), b.cookie, b.epmdPort)
 			if err != nil {
@@ -342,13 +342,13 @@ func (b *bench) skipNeeding(what int, why string) {
 // Go-only rows run alone.
 func (b *bench) releaseErl() {
 	b.ps.killAll(false)
-	stopAll([]*node.Node{b.ga, b.gb, b.gh})
+	stopAll([]*process.Node{b.ga, b.gb, b.gh})
 }
 
 // teardown stops everything the run started.
 func (b *bench) teardown() {
 	b.ps.killAll(true)
-	stopAll([]*node.Node{b.ga, b.gb, b.gh})
+	stopAll([]*process.Node{b.ga, b.gb, b.gh})
 	if b.dir != "" {
 		_ = os.RemoveAll(b.dir)
 	}

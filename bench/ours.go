@@ -18,6 +18,7 @@ import (
 
 	"github.com/distribute-go/distribute/health"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // loopTimeout bounds one measurement loop, so a peer that stops answering
@@ -27,16 +28,16 @@ const loopTimeout = 2 * time.Minute
 // startGo starts one of our nodes, alive@127.0.0.1, listening on loopback.
 // With a real epmd on epmdPort it registers there; with none, the node
 // package starts its pure-Go EPMD in this process on that port.
-func startGo(ctx context.Context, alive, cookie string, epmdPort int) (*node.Node, error) {
-	return node.Start(ctx, alive+"@127.0.0.1", cookie, &node.Options{
+func startGo(ctx context.Context, alive, cookie string, epmdPort int) (*process.Node, error) {
+	return process.Start(ctx, alive+"@127.0.0.1", cookie, &process.Options{Node: node.Options{
 		EPMD:       node.EPMDEmbedded,
 		EPMDPort:   epmdPort,
 		ListenAddr: "127.0.0.1",
-	})
+	}})
 }
 
 // stopAll stops nodes in parallel (nil entries are skipped).
-func stopAll(nodes []*node.Node) {
+func stopAll(nodes []*process.Node) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	for _, n := range nodes {
@@ -53,8 +54,8 @@ func stopAll(nodes []*node.Node) {
 }
 
 // startMany starts count nodes named prefix_0 ... in parallel.
-func startMany(ctx context.Context, prefix, cookie string, epmdPort, count int) ([]*node.Node, error) {
-	nodes := make([]*node.Node, count)
+func startMany(ctx context.Context, prefix, cookie string, epmdPort, count int) ([]*process.Node, error) {
+	nodes := make([]*process.Node, count)
 	errs := make([]error, count)
 	forEach(count, 16, func(i int) {
 		if ctx.Err() != nil {
@@ -71,7 +72,7 @@ func startMany(ctx context.Context, prefix, cookie string, epmdPort, count int) 
 }
 
 // connectAll connects hub to every node in peers, 16 at a time.
-func connectAll(ctx context.Context, hub *node.Node, peers []string) error {
+func connectAll(ctx context.Context, hub *process.Node, peers []string) error {
 	errs := make([]error, len(peers))
 	forEach(len(peers), 16, func(i int) {
 		errs[i] = hub.Connect(ctx, peers[i])
@@ -101,7 +102,7 @@ func forEach(n, par int, f func(int)) {
 // handshake, is_auth call) warm+n times, keeping the last n. After each
 // round the link is dropped; gone, if set, reports when the peer has
 // noticed; then the harness rests for gap (off the clock).
-func goConnects(ctx context.Context, from *node.Node, peer string, warm, n int, gap time.Duration, gone func() bool) ([]time.Duration, error) {
+func goConnects(ctx context.Context, from *process.Node, peer string, warm, n int, gap time.Duration, gone func() bool) ([]time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, loopTimeout)
 	defer cancel()
 	out := make([]time.Duration, 0, n)
@@ -130,7 +131,7 @@ func goConnects(ctx context.Context, from *node.Node, peer string, warm, n int, 
 
 // goPings times warm+n successive pings on an established link, keeping
 // the last n. Each is timed around the public PingRTT call.
-func goPings(ctx context.Context, from *node.Node, peer string, warm, n int) ([]time.Duration, error) {
+func goPings(ctx context.Context, from *process.Node, peer string, warm, n int) ([]time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, loopTimeout)
 	defer cancel()
 	if err := from.Connect(ctx, peer); err != nil {
@@ -152,7 +153,7 @@ func goPings(ctx context.Context, from *node.Node, peer string, warm, n int) ([]
 
 // goThroughput runs callers goroutines pinging peer over one link for d
 // (after a warm-up of d/5) and returns completed pings per second.
-func goThroughput(ctx context.Context, from *node.Node, peer string, callers int, d time.Duration, peerPid int) (float64, string, error) {
+func goThroughput(ctx context.Context, from *process.Node, peer string, callers int, d time.Duration, peerPid int) (float64, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, d+d/5+loopTimeout)
 	defer cancel()
 	if err := from.Connect(ctx, peer); err != nil {
@@ -213,7 +214,7 @@ func firstErr(errs []error) error {
 
 // goHealth runs health.Check on n (which must be connected to exactly want
 // nodes) warm+runs times and returns the last runs durations.
-func goHealth(ctx context.Context, n *node.Node, want, warm, runs int) ([]time.Duration, error) {
+func goHealth(ctx context.Context, n *process.Node, want, warm, runs int) ([]time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, loopTimeout)
 	defer cancel()
 	out := make([]time.Duration, 0, runs)

@@ -18,8 +18,10 @@
 // binary, like an Elixir string: use String for an Erlang charlist) and nil (encoded as []).
 //
 // Encoding appends to the caller's buffer and does not allocate for atoms, integers, pids, references or
-// tuples of them. Decoding is a single pass over the input; it never panics, bounds every allocation by the
-// bytes that remain in the input, and limits nesting to MaxDepth.
+// tuples of them. Decoding is a single pass over the input; it never panics and allocates only what the
+// input's remaining bytes could fill (a length prefix alone allocates nothing beyond that). Neither
+// direction recurses: any depth binary_to_term/1 accepts decodes, and any decoded term encodes again
+// (DecodeOptions.MaxDepth bounds depth for a caller that wants a limit).
 package etf
 
 import (
@@ -29,9 +31,6 @@ import (
 
 // VersionTag is the byte that starts a complete external term (the output of term_to_binary/1).
 const VersionTag = 131
-
-// MaxDepth is the deepest nesting of tuples, lists and maps that Decode accepts and Append encodes.
-const MaxDepth = 1024
 
 // Term is any value this package can encode or may decode.
 type Term = any
@@ -116,7 +115,7 @@ var (
 	ErrTruncated = errors.New("etf: truncated input")
 	// ErrUnknownTag: a tag byte this package does not decode.
 	ErrUnknownTag = errors.New("etf: unknown tag")
-	// ErrTooDeep: tuples, lists and maps are nested deeper than MaxDepth.
+	// ErrTooDeep: tuples, lists and maps are nested deeper than DecodeOptions.MaxDepth allows.
 	ErrTooDeep = errors.New("etf: nesting too deep")
 	// ErrInvalid: a malformed value (bad version byte, bad atom, bad length, non-finite float, ...).
 	ErrInvalid = errors.New("etf: invalid term")
@@ -125,7 +124,8 @@ var (
 )
 
 // DecodeError reports malformed input. Offset is the position in the decoded slice where the problem was
-// found; Err is one of ErrTruncated, ErrUnknownTag, ErrTooDeep or ErrInvalid.
+// found; Err is one of ErrTruncated, ErrUnknownTag, ErrTooDeep (only with DecodeOptions.MaxDepth) or
+// ErrInvalid.
 type DecodeError struct {
 	Offset int
 	Reason string
@@ -139,8 +139,8 @@ func (e *DecodeError) Error() string {
 // Unwrap returns the sentinel error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
-// EncodeError reports a value that cannot be encoded. Type is its Go type; Err is ErrUnsupportedType,
-// ErrInvalid or ErrTooDeep.
+// EncodeError reports a value that cannot be encoded. Type is its Go type; Err is ErrUnsupportedType or
+// ErrInvalid (which includes a term that contains itself).
 type EncodeError struct {
 	Type   string
 	Reason string

@@ -22,9 +22,20 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte{131, 108, 0, 0, 0, 0, 119, 1, 'x'})
 	f.Add([]byte{131, 77, 0, 0, 0, 1, 3, 0xFF})
 	f.Add([]byte{131, 99, '1', '.', '5', 0})
+	f.Add(nested([]byte{104, 1}, nil, 300, []byte{97, 1}))                  // deeper than recursion goes
+	f.Add(nested([]byte{108, 0, 0, 0, 1}, []byte{106}, 300, []byte{106}))   // [[[...]]]
+	f.Add(nested([]byte{116, 0, 0, 0, 1}, []byte{97, 0}, 100, []byte{106})) // nested map keys
+	f.Add(nested([]byte{108, 0, 0, 0, 1, 97, 7, 104, 1}, nil, 100, []byte{97, 1}))
+	f.Add([]byte{131, 105, 0, 0, 0, 9, 105, 0, 0, 0, 5, 106, 106, 106, 106, 106, 106})
+	limited := etf.DecodeOptions{MaxDepth: 70}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkDecode(t, b, etf.Decode, etf.Append)
 		checkDecode(t, b, etf.DecodeTerm, etf.AppendTerm)
+		checkDecode(t, b, limited.Decode, etf.Append)
+		// Without a limit, ErrTooDeep never happens.
+		if _, _, err := etf.Decode(b); err != nil {
+			require.NotErrorIs(t, err, etf.ErrTooDeep)
+		}
 	})
 }
 

@@ -62,7 +62,7 @@ const Mandatory26 Flags = Mandatory25 | FlagUnlinkID | FlagV4NC
 // no atom cache references.
 const DefaultFlags Flags = Mandatory26 | FlagMandatory25Digest |
 	FlagDistMonitor | FlagDistMonitorName | FlagSmallAtomTags |
-	FlagSendSender | FlagAlias | FlagFragments
+	FlagSendSender | FlagAlias | FlagFragments | FlagExitPayload
 
 // RequiredFlags is what this package demands of a peer by default: the
 // encodings the node package writes without fallbacks (extended pids and

@@ -1,8 +1,13 @@
-// Package health builds the cluster health view of a node: the seed's
+// Package health builds the cluster health view of a node: a
 // ClusterHealth, computed by pinging every connected node concurrently
 // under one deadline.
 //
-// The seed (distribute/cluster.health) pings the connected nodes one after
+// "The seed", here and in the node package, is the Gleam library
+// distribute (its distribute/cluster module), whose API this module
+// follows function by function; ClusterHealth has the fields of the
+// seed's type of that name.
+//
+// The seed's cluster.health pings the connected nodes one after
 // the other with net_adm:ping, which waits with no timeout: one frozen
 // node (a stopped VM, a half-open TCP connection) blocks the health check
 // until net_ticktime drops the link, about a minute, and N slow nodes cost
@@ -23,9 +28,17 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/distribute-go/distribute/node"
 )
+
+// Node is what Check needs of a node: *process.Node has these methods.
+type Node interface {
+	Self() string
+	IsDistributed() bool
+	Nodes() []string
+	ConnectedCount() int
+	PingRTT(ctx context.Context, peer string) (time.Duration, error)
+	Disconnect(peer string) bool
+}
 
 // NodeStatus is the result of pinging one connected node.
 type NodeStatus struct {
@@ -75,7 +88,7 @@ type Options struct {
 //
 // The only error is ctx's own, returned (with a nil result) when ctx is
 // already done before Check starts.
-func Check(ctx context.Context, n *node.Node, opts *Options) (*ClusterHealth, error) {
+func Check(ctx context.Context, n Node, opts *Options) (*ClusterHealth, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -83,9 +96,13 @@ func Check(ctx context.Context, n *node.Node, opts *Options) (*ClusterHealth, er
 	if opts != nil {
 		o = *opts
 	}
+	self, distributed := "nonode@nohost", false
+	if n != nil {
+		self, distributed = n.Self(), n.IsDistributed()
+	}
 	h := &ClusterHealth{
-		SelfNode:         n.Self(),
-		IsDistributed:    n.IsDistributed(),
+		SelfNode:         self,
+		IsDistributed:    distributed,
 		ConnectedNodes:   []string{},
 		ReachableNodes:   []string{},
 		UnreachableNodes: []string{},
@@ -119,7 +136,7 @@ func Check(ctx context.Context, n *node.Node, opts *Options) (*ClusterHealth, er
 	return h, nil
 }
 
-func ping(ctx context.Context, n *node.Node, peer string, o Options) NodeStatus {
+func ping(ctx context.Context, n Node, peer string, o Options) NodeStatus {
 	if o.PingTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.PingTimeout)
@@ -138,6 +155,6 @@ func ping(ctx context.Context, n *node.Node, peer string, o Options) NodeStatus 
 // IsHealthy is the seed's is_healthy: n is distributed and has at least
 // one connected node. It sends nothing on the network; use Check to know
 // whether the connected nodes answer.
-func IsHealthy(n *node.Node) bool {
-	return n.IsDistributed() && n.ConnectedCount() >= 1
+func IsHealthy(n Node) bool {
+	return n != nil && n.IsDistributed() && n.ConnectedCount() >= 1
 }

@@ -13,7 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/distribute-go/distribute/internal/erltest"
-	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 func TestMain(m *testing.M) {
@@ -53,7 +53,7 @@ func checkInvariants(t *testing.T, h *ClusterHealth) {
 func TestCheckAllReachable(t *testing.T) {
 	ep := freePort(t)
 	self := startNode(t, "self", ep)
-	peers := []*node.Node{startNode(t, "p3", ep), startNode(t, "p1", ep), startNode(t, "p2", ep)}
+	peers := []*process.Node{startNode(t, "p3", ep), startNode(t, "p1", ep), startNode(t, "p2", ep)}
 	connect(t, self, peers...)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -171,7 +171,7 @@ func TestCheckPeerStopped(t *testing.T) {
 func TestCheckPeerStoppedDuringCheck(t *testing.T) {
 	ep := freePort(t)
 	self := startNode(t, "self", ep)
-	peers := []*node.Node{startNode(t, "a", ep), startNode(t, "b", ep), startNode(t, "c", ep)}
+	peers := []*process.Node{startNode(t, "a", ep), startNode(t, "b", ep), startNode(t, "c", ep)}
 	connect(t, self, peers...)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -264,35 +264,36 @@ func TestCheckBoundedByContextAndDisconnect(t *testing.T) {
 // ping timeout, reports it unreachable, keeps its link, and reports the
 // other node reachable.
 func TestCheckFrozenErl(t *testing.T) {
-	erltest.RequireErl(t)
-	ep := freePort(t)
-	self := startNode(t, "self", ep)
-	live := startNode(t, "live", ep)
-	erl := erltest.StartErl(t, erltest.ErlOptions{
-		Name: erltest.UniqueName("frozen"), LongNames: true, Cookie: testCookie, EPMDPort: ep,
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
+		ep := freePort(t)
+		self := startNode(t, "self", ep)
+		live := startNode(t, "live", ep)
+		erl := erltest.StartErl(t, erltest.ErlOptions{Runtime: rt,
+			Name: erltest.UniqueName("frozen"), LongNames: true, Cookie: testCookie, EPMDPort: ep,
+		})
+		connect(t, self, live)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		require.NoError(t, self.Connect(ctx, erl.Node()))
+
+		h, err := Check(ctx, self, &Options{PingTimeout: 5 * time.Second})
+		require.NoError(t, err)
+		checkInvariants(t, h)
+		require.Len(t, h.ReachableNodes, 2, "both answer before the freeze: %+v", h.Details)
+
+		require.NoError(t, erl.Signal(syscall.SIGSTOP))
+		t.Cleanup(func() { _ = erl.Signal(syscall.SIGCONT) })
+
+		const timeout = 500 * time.Millisecond
+		start := time.Now()
+		h, err = Check(context.Background(), self, &Options{PingTimeout: timeout})
+		elapsed := time.Since(start)
+		require.NoError(t, err)
+		checkInvariants(t, h)
+		assert.GreaterOrEqual(t, elapsed, timeout)
+		assert.Less(t, elapsed, 2*time.Second, "a frozen node costs one deadline")
+		assert.Equal(t, []string{live.Self()}, h.ReachableNodes)
+		assert.Equal(t, []string{erl.Node()}, h.UnreachableNodes)
+		assert.Contains(t, self.Nodes(), erl.Node(), "the link to the frozen node is kept")
 	})
-	connect(t, self, live)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	require.NoError(t, self.Connect(ctx, erl.Node()))
-
-	h, err := Check(ctx, self, &Options{PingTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	checkInvariants(t, h)
-	require.Len(t, h.ReachableNodes, 2, "both answer before the freeze: %+v", h.Details)
-
-	require.NoError(t, erl.Signal(syscall.SIGSTOP))
-	t.Cleanup(func() { _ = erl.Signal(syscall.SIGCONT) })
-
-	const timeout = 500 * time.Millisecond
-	start := time.Now()
-	h, err = Check(context.Background(), self, &Options{PingTimeout: timeout})
-	elapsed := time.Since(start)
-	require.NoError(t, err)
-	checkInvariants(t, h)
-	assert.GreaterOrEqual(t, elapsed, timeout)
-	assert.Less(t, elapsed, 2*time.Second, "a frozen node costs one deadline")
-	assert.Equal(t, []string{live.Self()}, h.ReachableNodes)
-	assert.Equal(t, []string{erl.Node()}, h.UnreachableNodes)
-	assert.Contains(t, self.Nodes(), erl.Node(), "the link to the frozen node is kept")
 }

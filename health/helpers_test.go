@@ -2,8 +2,6 @@ package health
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"net"
 	"sync"
@@ -14,43 +12,35 @@ import (
 
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/handshake"
+	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 const testCookie = "health-test-cookie"
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// freePort is erltest.FreePort (a port outside the ephemeral range, never handed out twice).
+func freePort(t *testing.T) int { return erltest.FreePort(t) }
 
 // uniqueName returns a long node name on 127.0.0.1 never used before.
-func uniqueName(prefix string) string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return prefix + "-" + hex.EncodeToString(b[:]) + "@127.0.0.1"
-}
+func uniqueName(prefix string) string { return erltest.UniqueName(prefix) + "@127.0.0.1" }
 
 // startNode starts a node with the embedded EPMD on epmdPort and stops it
 // when the test ends.
-func startNode(t *testing.T, prefix string, epmdPort int) *node.Node {
+func startNode(t *testing.T, prefix string, epmdPort int) *process.Node {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n, err := node.Start(ctx, uniqueName(prefix), testCookie, &node.Options{
+	n, err := process.Start(ctx, uniqueName(prefix), testCookie, &process.Options{Node: node.Options{
 		EPMDPort: epmdPort, ListenAddr: "127.0.0.1",
-	})
+	}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = n.Stop() })
 	return n
 }
 
 // connect connects n to every peer.
-func connect(t *testing.T, n *node.Node, peers ...*node.Node) {
+func connect(t *testing.T, n *process.Node, peers ...*process.Node) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -29,7 +29,6 @@ import (
 	"time"
 
 	"github.com/distribute-go/distribute/epmd"
-	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/tlsdist"
 )
@@ -49,6 +48,10 @@ const (
 	// assumes every peer listens on that same port (like erl's
 	// -erl_epmd_port).
 	EPMDNone
+	// EPMDClient looks peers up at the EPMD on the EPMD port but never
+	// registers nor starts one: for a short-lived node that only dials out
+	// (a ping or health probe), which no peer needs to find.
+	EPMDClient
 )
 
 func (m EPMDMode) String() string {
@@ -59,6 +62,8 @@ func (m EPMDMode) String() string {
 		return "external"
 	case EPMDNone:
 		return "none"
+	case EPMDClient:
+		return "client"
 	}
 	return "EPMDMode(" + strconv.Itoa(int(m)) + ")"
 }
@@ -80,8 +85,9 @@ type Options struct {
 	// ListenPort is the distribution port; 0 picks a free one. Required
 	// with EPMDNone.
 	ListenPort int
-	// TickTime is net_ticktime: a link silent for this long is dropped;
-	// the node ticks every TickTime/4. 0 means 60 s.
+	// TickTime is net_ticktime: a link whose peer is silent is dropped
+	// after 0.75 to 1.25 TickTime, like BEAM; the node ticks every
+	// TickTime/4. It should be the same on every node. 0 means 60 s.
 	TickTime time.Duration
 	// SetupTimeout bounds one connection setup (EPMD lookup, dial,
 	// handshake). 0 means 7 s.
@@ -97,6 +103,11 @@ type Options struct {
 	// OnEvent, if set, is called (synchronously, keep it quick) for each
 	// link, handshake and EPMD event; metrics hang off it.
 	OnEvent func(Event)
+	// Handler receives the control messages that arrive on the node's
+	// connections (see Handler for its concurrency contract). nil means a
+	// node with no processes: monitors and links of anything get noproc at
+	// once, so no BEAM caller waits on it. The process package sets it.
+	Handler Handler
 	// TLS, if set, runs every distribution connection over TLS, like
 	// erl -proto_dist inet_tls (see tls.go); nil means plain TCP.
 	TLS *tlsdist.Config
@@ -135,6 +146,7 @@ type Event struct {
 	Peer    string // the peer's node name, when known
 	Inbound bool   // the peer dialled us
 	Err     error  // the reason, for failures and link downs
+	Addr    string // the peer's address (ip:port), for failed inbound handshakes
 }
 
 // Node is a running distribution node. Its methods are safe for concurrent
@@ -146,7 +158,6 @@ type Node struct {
 	log      *slog.Logger
 	hs       handshake.Config
 	creation uint32
-	pid      etf.Pid // the process that makes this node's calls
 	epmdPort int
 	port     int           // distribution listen port
 	tls      *tlsdist.Dist // nil: plain distribution
@@ -156,7 +167,11 @@ type Node struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	refs atomic.Uint64
+	handler Handler
+
+	tooLarge  atomic.Uint64
+	malformed atomic.Uint64
+	skipLog   logLimiter
 
 	mu      sync.Mutex
 	links   map[string]*link
@@ -166,6 +181,8 @@ type Node struct {
 	epmdMu   sync.Mutex
 	reg      *epmd.Registration
 	embedded *sharedEPMD
+
+	authWarn authWarn // rate limit of the wrong-cookie warnings (authwarn.go)
 }
 
 // attempt is one connection setup to a peer, inbound or outbound, that
@@ -255,7 +272,7 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 	if o.EPMD == EPMDNone && o.ListenPort == 0 {
 		return nil, &StartError{Kind: StartFailed, Detail: "EPMDNone needs a fixed ListenPort"}
 	}
-	if o.EPMD < EPMDEmbedded || o.EPMD > EPMDNone {
+	if o.EPMD < EPMDEmbedded || o.EPMD > EPMDClient {
 		return nil, &StartError{Kind: StartFailed, Detail: "unknown EPMD mode " + o.EPMD.String()}
 	}
 	epmdPort := o.EPMDPort
@@ -305,6 +322,10 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 		epmdPort: epmdPort,
 		links:    map[string]*link{},
 		pending:  map[string]*attempt{},
+		handler:  o.Handler,
+	}
+	if n.handler == nil {
+		n.handler = noProcesses{}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(o.ListenAddr, strconv.Itoa(o.ListenPort)))
 	if err != nil {
@@ -314,7 +335,7 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 	n.port = ln.Addr().(*net.TCPAddr).Port
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
-	if o.EPMD == EPMDNone {
+	if o.EPMD == EPMDNone || o.EPMD == EPMDClient {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
 		n.creation = binary.BigEndian.Uint32(b[:])
@@ -331,7 +352,6 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 		n.reg, n.embedded = reg, shared
 		n.creation = reg.Creation()
 	}
-	n.pid = etf.Pid{Node: etf.Atom(name), ID: 1, Serial: 0, Creation: n.creation}
 	n.hs = handshake.Config{
 		Name:        name,
 		Cookie:      cookie,
@@ -769,7 +789,8 @@ func (n *Node) accept(conn net.Conn) {
 	}
 	_ = conn.Close()
 	n.log.Debug("inbound handshake failed", "peer", peer, "remote", conn.RemoteAddr().String(), "err", err)
-	n.emit(Event{Kind: EventHandshakeFailed, Peer: peer, Inbound: true, Err: err})
+	n.emit(Event{Kind: EventHandshakeFailed, Peer: peer, Inbound: true, Err: err, Addr: conn.RemoteAddr().String()})
+	n.warnInboundAuth(peer, conn.RemoteAddr(), err)
 	if a != nil {
 		n.mu.Lock()
 		if a.ins[conn] { // the attempt has not ended with a link meanwhile
@@ -891,6 +912,7 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound
 	if old != nil {
 		old.close(errors.New("replaced by a new connection"))
 	}
+	n.handler.ConnUp(l.pub)
 	l.start()
 	n.log.Debug("link up", "peer", peer, "inbound", inbound, "negotiated_flags", res.Flags.String(),
 		"peer_flags", res.Peer.Flags.String())
@@ -930,8 +952,8 @@ func (n *Node) link(peer string) *link {
 }
 
 // tickLoop ticks every link each TickTime/4 when it has written nothing,
-// and drops a link that has read nothing for three of those intervals in a
-// row, so a silent peer is gone within TickTime.
+// and drops a link at the fourth check in a row that saw nothing read, as
+// BEAM does: a silent peer is gone after 0.75 TickTime to 1.25 TickTime.
 func (n *Node) tickLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(max(n.opts.TickTime/4, time.Millisecond)) // NewTicker panics on 0
@@ -952,17 +974,5 @@ func (n *Node) tickLoop() {
 		for _, l := range ls {
 			l.tick()
 		}
-	}
-}
-
-// newRef returns a reference never used before by this node (within its
-// creation): a 64-bit counter spread over the three id words.
-func (n *Node) newRef() etf.Ref {
-	c := n.refs.Add(1)
-	return etf.Ref{
-		Node:     etf.Atom(n.name),
-		Creation: n.creation,
-		Len:      3,
-		ID:       [5]uint32{uint32(c & 0x3FFFF), uint32(c >> 18), uint32(c >> 50)},
 	}
 }

@@ -33,8 +33,29 @@ build() {
   touch "$dir/.distribute-ready"
   echo "otp: $suite built: OTP $(cut -d' ' -f1 "$dir/.distribute-otp"), erts $(cut -d' ' -f2 "$dir/.distribute-otp"), Elixir $(cat "$dir/.distribute-elixir")"
 }
+# summary ROOT LABEL prints one line: the runtime's name, its OTP version, erts and Elixir.
+summary() {
+  local root=$1 label=$2 erts rel ver ex
+  read -r erts rel <"$root/releases/start_erl.data" || return 1
+  ver=$(cat "$root/releases/$rel/OTP_VERSION")
+  ex=$(grep -o 'vsn,"[^"]*"' "$3" 2>/dev/null | cut -d'"' -f2 || true)
+  echo "runtime OTP-$rel ($label): OTP $ver, erts $erts, Elixir ${ex:-none}"
+}
 pids=()
 for s in $suites; do build "$s" & pids+=($!); done
 rc=0
 for p in "${pids[@]}"; do wait "$p" || rc=1; done
+if erl=$(command -v erl); then
+  root=$(dirname "$(dirname "$(readlink -f "$erl")")")
+  exapp=
+  if ex=$(command -v elixir); then exapp="$(dirname "$(dirname "$(readlink -f "$ex")")")/lib/elixir/ebin/elixir.app"; fi
+  summary "$root" host "$exapp" || rc=1
+else
+  echo "runtime host: no erl installed" >&2
+  rc=1
+fi
+for s in $suites; do
+  [ -f "$cache/$s/.distribute-ready" ] || continue
+  summary "$cache/$s/usr/lib/erlang" "$s chroot $cache/$s" "$cache/$s/usr/lib/elixir/lib/elixir/ebin/elixir.app" || rc=1
+done
 exit $rc

@@ -16,6 +16,7 @@ import (
 	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -57,10 +58,10 @@ func TestInteropBugEventOrderLinkDownBeforeHandshakeOK(t *testing.T) {
 	var stalled atomic.Int32
 	events := &interopEvents{}
 	aName := goName("a", false)
-	a, err := node.Start(ctxFor(t, 10*time.Second), aName, cookie, &node.Options{
+	a, err := process.Start(ctxFor(t, 10*time.Second), aName, cookie, &process.Options{Node: node.Options{
 		EPMD: node.EPMDExternal, EPMDPort: ep.Port(), ListenAddr: "127.0.0.1", OnEvent: events.add,
 		Logger: slog.New(slowLinkUpHandler{slog.NewTextHandler(&interopLogs{}, &slog.HandlerOptions{Level: slog.LevelDebug}), &stalled}),
-	})
+	}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Stop() })
 	b := startInteropGo(t, goName("b", false), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port()})
@@ -154,46 +155,48 @@ func TestInteropBugSimultaneousConnectGhostLink(t *testing.T) {
 // the "ok" status (so our node holds a pending inbound attempt for that name), lets Connect join it,
 // and then dies. Connect must still reach the real erl node.
 func TestInteropBugConnectJoinsDeadInbound(t *testing.T) {
-	ep := erltest.StartEPMD(t, 0)
-	cookie := newInteropCookie()
-	erl := startControlErl(t, erltest.ErlOptions{Name: erltest.UniqueName("erl"), Cookie: cookie, EPMDPort: ep.Port()})
-	g := startInteropGo(t, goName("go", false), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port()})
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
+		ep := rt.StartEPMD(t, 0)
+		cookie := newInteropCookie()
+		erl := startControlErl(t, erltest.ErlOptions{Runtime: rt, Name: erltest.UniqueName("erl"), Cookie: cookie, EPMDPort: ep.Port()})
+		g := startInteropGo(t, goName("go", false), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port()})
 
-	ghost, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(g.Port())), 5*time.Second)
-	require.NoError(t, err)
-	defer ghost.Close()
-	require.NoError(t, ghost.SetDeadline(time.Now().Add(10*time.Second)))
-	// The v6 name message: 'N', flags (8), creation (4), name length (2), name.
-	name := erl.Node()
-	msg := []byte{'N'}
-	msg = binary.BigEndian.AppendUint64(msg, uint64(handshake.DefaultFlags))
-	msg = binary.BigEndian.AppendUint32(msg, 42)
-	msg = binary.BigEndian.AppendUint16(msg, uint16(len(name)))
-	msg = append(msg, name...)
-	_, err = ghost.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(msg))), msg...))
-	require.NoError(t, err)
-	var status [5]byte
-	_, err = io.ReadFull(ghost, status[:])
-	require.NoError(t, err)
-	require.Equal(t, "\x00\x03sok", string(status[:]), "our node accepted the stale handshake and holds it as pending")
+		ghost, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(g.Port())), 5*time.Second)
+		require.NoError(t, err)
+		defer ghost.Close()
+		require.NoError(t, ghost.SetDeadline(time.Now().Add(10*time.Second)))
+		// The v6 name message: 'N', flags (8), creation (4), name length (2), name.
+		name := erl.Node()
+		msg := []byte{'N'}
+		msg = binary.BigEndian.AppendUint64(msg, uint64(handshake.DefaultFlags))
+		msg = binary.BigEndian.AppendUint32(msg, 42)
+		msg = binary.BigEndian.AppendUint16(msg, uint16(len(name)))
+		msg = append(msg, name...)
+		_, err = ghost.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(msg))), msg...))
+		require.NoError(t, err)
+		var status [5]byte
+		_, err = io.ReadFull(ghost, status[:])
+		require.NoError(t, err)
+		require.Equal(t, "\x00\x03sok", string(status[:]), "our node accepted the stale handshake and holds it as pending")
 
-	mark := g.events.mark()
-	done := make(chan error, 1)
-	go func() { done <- g.Connect(ctxFor(t, 15*time.Second), name) }()
-	// Connect joins the pending attempt at once (it never blocks before that); give it time to.
-	time.Sleep(200 * time.Millisecond)
-	require.NoError(t, ghost.Close())
+		mark := g.events.mark()
+		done := make(chan error, 1)
+		go func() { done <- g.Connect(ctxFor(t, 15*time.Second), name) }()
+		// Connect joins the pending attempt at once (it never blocks before that); give it time to.
+		time.Sleep(200 * time.Millisecond)
+		require.NoError(t, ghost.Close())
 
-	select {
-	case err = <-done:
-	case <-time.After(20 * time.Second):
-		require.FailNow(t, "Connect did not return")
-	}
-	require.NoError(t, err, "the real peer is reachable: a stale handshake's death is not our Connect's failure")
-	assert.Contains(t, g.Nodes(), name)
-	assert.True(t, g.Ping(ctxFor(t, 5*time.Second), name))
-	assert.Contains(t, g.logs.String(), "the peer's handshake this connect joined failed; dialling again",
-		"the stale handshake was joined (else this test did not build the case it is about)")
-	assert.Equal(t, 1, g.events.count(mark, node.EventHandshakeOK, name), "one link, from our own dial")
-	assert.Equal(t, "true", evalOK(t, erl, "lists:member('"+g.Self()+"', nodes(hidden))."))
+		select {
+		case err = <-done:
+		case <-time.After(20 * time.Second):
+			require.FailNow(t, "Connect did not return")
+		}
+		require.NoError(t, err, "the real peer is reachable: a stale handshake's death is not our Connect's failure")
+		assert.Contains(t, g.Nodes(), name)
+		assert.True(t, g.Ping(ctxFor(t, 5*time.Second), name))
+		assert.Contains(t, g.logs.String(), "the peer's handshake this connect joined failed; dialling again",
+			"the stale handshake was joined (else this test did not build the case it is about)")
+		assert.Equal(t, 1, g.events.count(mark, node.EventHandshakeOK, name), "one link, from our own dial")
+		assert.Equal(t, "true", evalOK(t, erl, "lists:member('"+g.Self()+"', nodes(hidden))."))
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -85,8 +86,8 @@ func TestInteropConnectErrors(t *testing.T) {
 		t.Parallel()
 		port := erltest.FreePort(t)
 		start := time.Now()
-		n, err := node.Start(ctxFor(t, 10*time.Second), goName("go", false), newInteropCookie(),
-			&node.Options{EPMD: node.EPMDExternal, EPMDPort: port, ListenAddr: "127.0.0.1"})
+		n, err := process.Start(ctxFor(t, 10*time.Second), goName("go", false), newInteropCookie(),
+			&process.Options{Node: node.Options{EPMD: node.EPMDExternal, EPMDPort: port, ListenAddr: "127.0.0.1"}})
 		require.ErrorIs(t, err, node.ErrNetwork)
 		assert.Nil(t, n)
 		assert.Less(t, time.Since(start), 3*time.Second)

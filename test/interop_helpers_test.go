@@ -14,6 +14,7 @@ import (
 
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -23,7 +24,7 @@ const evalTimeout = 10 * time.Second
 
 // interopGo is a Go node under test with its debug log and its events.
 type interopGo struct {
-	*node.Node
+	*process.Node
 	logs   *interopLogs
 	events *interopEvents
 }
@@ -78,7 +79,7 @@ func startInteropGo(t *testing.T, name, cookie string, opts node.Options) *inter
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := node.Start(ctx, name, cookie, &opts)
+	n, err := process.Start(ctx, name, cookie, &process.Options{Node: opts})
 	require.NoError(t, err)
 	g.Node = n
 	t.Cleanup(func() {

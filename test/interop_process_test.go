@@ -16,6 +16,7 @@ import (
 
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -45,8 +46,8 @@ func TestHelperProcess(t *testing.T) {
 	peer := os.Getenv(helperPeerEnv)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	n, err := node.Start(ctx, os.Getenv(helperNameEnv), os.Getenv(helperCookieEnv),
-		&node.Options{EPMD: node.EPMDExternal, EPMDPort: port, ListenAddr: "127.0.0.1"})
+	n, err := process.Start(ctx, os.Getenv(helperNameEnv), os.Getenv(helperCookieEnv),
+		&process.Options{Node: node.Options{EPMD: node.EPMDExternal, EPMDPort: port, ListenAddr: "127.0.0.1"}})
 	require.NoError(t, err)
 	fmt.Println("READY", n.Self())
 	in := bufio.NewScanner(os.Stdin)

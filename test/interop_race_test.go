@@ -76,67 +76,68 @@ func TestInteropSimultaneousConnectGoGo(t *testing.T) {
 // Connect on the other, started at one wall-clock instant), 5 rounds each with a BEAM name sorting
 // below ours and one above: both succeed, each side has one link and saw one node-up.
 func TestInteropSimultaneousConnectBEAM(t *testing.T) {
-	erltest.RequireErl(t)
 	t.Parallel()
-	for _, prefix := range []string{"a", "z"} { // "a_..." < "go_..." < "z_..."
-		t.Run("erl name "+prefix, func(t *testing.T) {
-			t.Parallel()
-			erl := startControlErl(t, erltest.ErlOptions{Name: erltest.UniqueName(prefix)})
-			name := goName("go", false)
-			require.Equal(t, prefix == "z", erl.Node() > name)
-			g := startInteropGo(t, name, erl.Cookie(), node.Options{EPMD: node.EPMDExternal, EPMDPort: erl.Port()})
-			erlMonitorNodes(t, erl)
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
+		for _, prefix := range []string{"a", "z"} { // "a_..." < "go_..." < "z_..."
+			t.Run("erl name "+prefix, func(t *testing.T) {
+				t.Parallel()
+				erl := startControlErl(t, erltest.ErlOptions{Runtime: rt, Name: erltest.UniqueName(prefix)})
+				name := goName("go", false)
+				require.Equal(t, prefix == "z", erl.Node() > name)
+				g := startInteropGo(t, name, erl.Cookie(), node.Options{EPMD: node.EPMDExternal, EPMDPort: erl.Port()})
+				erlMonitorNodes(t, erl)
 
-			collisions := 0
-			for round := range 5 {
-				mark := g.events.mark()
-				at := time.Now().Add(300 * time.Millisecond)
-				type result struct {
-					v   string
-					err error
-				}
-				res := make(chan result, 1)
-				go func() {
-					v, err := erl.Eval(fmt.Sprintf("timer:sleep(max(0, %d - os:system_time(millisecond))), "+
-						"net_kernel:connect_node('%s')", at.UnixMilli(), name), evalTimeout)
-					res <- result{v, err}
-				}()
-				time.Sleep(time.Until(at))
-				err := g.Connect(ctxFor(t, 10*time.Second), erl.Node())
-				r := <-res
-				require.NoError(t, err, "round %d: Go side", round)
-				require.NoError(t, r.err, "round %d: BEAM side", round)
-				require.Equal(t, "true", r.v, "round %d: net_kernel:connect_node", round)
+				collisions := 0
+				for round := range 5 {
+					mark := g.events.mark()
+					at := time.Now().Add(300 * time.Millisecond)
+					type result struct {
+						v   string
+						err error
+					}
+					res := make(chan result, 1)
+					go func() {
+						v, err := erl.Eval(fmt.Sprintf("timer:sleep(max(0, %d - os:system_time(millisecond))), "+
+							"net_kernel:connect_node('%s')", at.UnixMilli(), name), evalTimeout)
+						res <- result{v, err}
+					}()
+					time.Sleep(time.Until(at))
+					err := g.Connect(ctxFor(t, 10*time.Second), erl.Node())
+					r := <-res
+					require.NoError(t, err, "round %d: Go side", round)
+					require.NoError(t, r.err, "round %d: BEAM side", round)
+					require.Equal(t, "true", r.v, "round %d: net_kernel:connect_node", round)
 
-				assert.Equal(t, []string{erl.Node()}, g.Nodes(), "round %d", round)
-				assert.Equal(t, "1", evalOK(t, erl, "length(nodes(connected))"), "round %d", round)
-				assert.True(t, erlHas(t, erl, "hidden", name), "round %d", round)
-				assert.Equal(t, "pong", evalOK(t, erl, fmt.Sprintf("net_adm:ping('%s')", name)), "round %d", round)
-				assert.True(t, g.Ping(ctxFor(t, 5*time.Second), erl.Node()), "round %d", round)
+					assert.Equal(t, []string{erl.Node()}, g.Nodes(), "round %d", round)
+					assert.Equal(t, "1", evalOK(t, erl, "length(nodes(connected))"), "round %d", round)
+					assert.True(t, erlHas(t, erl, "hidden", name), "round %d", round)
+					assert.Equal(t, "pong", evalOK(t, erl, fmt.Sprintf("net_adm:ping('%s')", name)), "round %d", round)
+					assert.True(t, g.Ping(ctxFor(t, 5*time.Second), erl.Node()), "round %d", round)
 
-				if round%2 == 0 {
-					require.True(t, g.Disconnect(erl.Node()))
-				} else {
-					assert.Equal(t, "true", evalOK(t, erl, fmt.Sprintf("erlang:disconnect_node('%s')", name)))
+					if round%2 == 0 {
+						require.True(t, g.Disconnect(erl.Node()))
+					} else {
+						assert.Equal(t, "true", evalOK(t, erl, fmt.Sprintf("erlang:disconnect_node('%s')", name)))
+					}
+					poll(t, 5*time.Second, 10*time.Millisecond, func() bool {
+						return g.ConnectedCount() == 0 && evalOK(t, erl, "nodes(connected)") == "[]"
+					}, "round %d: link not gone", round)
+					assert.Equal(t, 1, waitEvent(t, g, mark, node.EventHandshakeOK, erl.Node()), "round %d: %+v", round, g.events.since(mark))
+					assert.Equal(t, 1, waitEvent(t, g, mark, node.EventLinkDown, erl.Node()), "round %d: %+v", round, g.events.since(mark))
+					poll(t, 5*time.Second, 10*time.Millisecond, func() bool {
+						return strings.Count(erl.Stdout(), "ERLTEST-EVENT {nodedown,") == round+1
+					}, "round %d: BEAM's nodedown", round)
+					out := erl.Stdout()
+					assert.Equal(t, round+1, strings.Count(out, "ERLTEST-EVENT {nodeup,"), "round %d: BEAM node-ups:\n%s", round, out)
+					if g.events.count(mark, node.EventHandshakeFailed, "") > 0 {
+						collisions++
+					}
+					if t.Failed() {
+						return
+					}
 				}
-				poll(t, 5*time.Second, 10*time.Millisecond, func() bool {
-					return g.ConnectedCount() == 0 && evalOK(t, erl, "nodes(connected)") == "[]"
-				}, "round %d: link not gone", round)
-				assert.Equal(t, 1, waitEvent(t, g, mark, node.EventHandshakeOK, erl.Node()), "round %d: %+v", round, g.events.since(mark))
-				assert.Equal(t, 1, waitEvent(t, g, mark, node.EventLinkDown, erl.Node()), "round %d: %+v", round, g.events.since(mark))
-				poll(t, 5*time.Second, 10*time.Millisecond, func() bool {
-					return strings.Count(erl.Stdout(), "ERLTEST-EVENT {nodedown,") == round+1
-				}, "round %d: BEAM's nodedown", round)
-				out := erl.Stdout()
-				assert.Equal(t, round+1, strings.Count(out, "ERLTEST-EVENT {nodeup,"), "round %d: BEAM node-ups:\n%s", round, out)
-				if g.events.count(mark, node.EventHandshakeFailed, "") > 0 {
-					collisions++
-				}
-				if t.Failed() {
-					return
-				}
-			}
-			t.Logf("%d of 5 rounds had a visible collision on our side (a nok either way)", collisions)
-		})
-	}
+				t.Logf("%d of 5 rounds had a visible collision on our side (a nok either way)", collisions)
+			})
+		}
+	})
 }

@@ -13,6 +13,7 @@ package erltest
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -105,15 +106,72 @@ func missing(t testing.TB, what string, err error) {
 	t.Skipf("%s not available: %v", what, err)
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+// Ports handed out by FreePort come from below the kernel's ephemeral range (or above it), so that no
+// listener on port 0 and no outgoing connection of this or another test can take a port between FreePort
+// and its use (seen: a test's EPMD port given meanwhile to another test's blackhole listener). A process
+// never hands out the same port twice; a random start keeps concurrent test processes apart.
+var (
+	portOnce           sync.Once
+	portLo, portHi     int
+	portNext           atomic.Int64
+	ephemeralRangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
+)
+
+func initPorts() {
+	lo, hi := 32768, 60999
+	if b, err := os.ReadFile(ephemeralRangeFile); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			l, err1 := strconv.Atoi(f[0])
+			h, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil {
+				lo, hi = l, h
+			}
+		}
+	}
+	switch {
+	case lo-1-10000 >= 2000:
+		portLo, portHi = 10000, lo-1
+	case 65535-hi >= 2000:
+		portLo, portHi = hi+1, 65535
+	}
+	if portHi > 0 {
+		var b [2]byte
+		_, _ = rand.Read(b[:])
+		portNext.Store(int64(binary.BigEndian.Uint16(b[:])) % int64(portHi-portLo+1))
+	}
+}
+
+// Port returns a TCP port free on every interface a moment ago and given to no other caller in this
+// process. It needs no testing.TB (the bench harness uses it).
+func Port() (int, error) {
+	portOnce.Do(initPorts)
+	if portHi == 0 { // no room outside the ephemeral range: let the kernel pick
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("erltest: finding a free port: %w", err)
+		}
+		defer ln.Close()
+		return ln.Addr().(*net.TCPAddr).Port, nil
+	}
+	for range 500 {
+		p := portLo + int(portNext.Add(1)%int64(portHi-portLo+1))
+		ln, err := net.Listen("tcp", ":"+strconv.Itoa(p))
+		if err == nil {
+			_ = ln.Close()
+			return p, nil
+		}
+	}
+	return 0, errors.New("erltest: no free port found in 500 tries")
+}
+
+// FreePort is Port for tests: it fails the test when no port is free.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := Port()
 	if err != nil {
-		t.Fatalf("erltest: finding a free port: %v", err)
+		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 var nameSeq atomic.Uint64
@@ -139,6 +197,7 @@ func UniqueName(prefix string) string {
 // Process is a program started by this package. Its whole process group is killed on test cleanup.
 type Process struct {
 	t      testing.TB
+	rt     *Runtime
 	desc   string // command line for messages, secrets redacted
 	cmd    *exec.Cmd
 	stdout *capture
@@ -155,6 +214,9 @@ type Process struct {
 	evalN  int            // Evals sent so far
 }
 
+// Runtime returns the runtime the process runs in.
+func (p *Process) Runtime() *Runtime { return p.rt }
+
 // Pid returns the process id, which is also the process group id.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
@@ -168,12 +230,47 @@ func (p *Process) Port() int { return p.port }
 func (p *Process) Cookie() string { return p.secret }
 
 // Signal sends sig to the process group (e.g. syscall.SIGSTOP to freeze a node, SIGCONT to resume it).
+// For SIGSTOP it returns once every thread of the process is stopped (where /proc tells): the kernel
+// delivers the stop asynchronously, and a BEAM scheduler thread still running on another core can answer
+// a ping a moment after kill(2) returned.
 func (p *Process) Signal(sig syscall.Signal) error {
 	err := syscall.Kill(-p.Pid(), sig)
 	if errors.Is(err, syscall.ESRCH) {
 		return os.ErrProcessDone
 	}
+	if err == nil && sig == syscall.SIGSTOP {
+		waitStopped(p.Pid(), 5*time.Second)
+	}
 	return err
+}
+
+// waitStopped waits up to within until every thread of pid is in state T (stopped) per
+// /proc/PID/task/*/stat; it returns at once where /proc is missing.
+func waitStopped(pid int, within time.Duration) {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		stats, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		if len(stats) == 0 {
+			return
+		}
+		stopped := true
+		for _, f := range stats {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue // thread gone
+			}
+			// pid (comm) S ...: the state follows the last ')'.
+			i := bytes.LastIndexByte(b, ')')
+			if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Kill kills the process group with SIGKILL and waits for the process to be reaped. It is idempotent and
@@ -273,14 +370,15 @@ const controlLoop = `(fun Loop(N) -> case io:get_line("") of eof -> erlang:halt(
 // start runs path with args in its own process group, with env added to this process's environment.
 // secret (a cookie) is redacted from every message. With control, the process gets a pipe as its
 // standard input (kept in p.stdin); otherwise standard input is /dev/null.
-func start(t testing.TB, path string, args, env []string, secret string, control bool) *Process {
+func start(t testing.TB, rt *Runtime, prog string, args, env []string, secret string, control bool) *Process {
 	t.Helper()
-	cmd := exec.Command(path, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd := rt.command(nil, env, prog, args)
 	cmd.WaitDelay = 2 * time.Second // do not wait for pipes an escaped grandchild keeps open
-	p := &Process{t: t, cmd: cmd, stdout: newCapture(), stderr: newCapture(), secret: secret, done: make(chan struct{})}
-	p.desc = p.redact(strings.Join(append([]string{filepath.Base(path)}, args...), " "))
+	p := &Process{t: t, rt: rt, cmd: cmd, stdout: newCapture(), stderr: newCapture(), secret: secret, done: make(chan struct{})}
+	p.desc = p.redact(strings.Join(append([]string{prog}, args...), " "))
+	if rt.Root != "" {
+		p.desc = rt.Name + ": " + p.desc
+	}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if control {
 		w, err := cmd.StdinPipe()
@@ -304,13 +402,22 @@ func start(t testing.TB, path string, args, env []string, secret string, control
 // until it accepts connections. Port returns the port.
 func StartEPMD(t testing.TB, port int) *Process {
 	t.Helper()
-	bin := EpmdPath(t)
+	return startEPMD(t, Host(), port)
+}
+
+func startEPMD(t testing.TB, rt *Runtime, port int) *Process {
+	t.Helper()
+	if rt.IsHost() {
+		RequireEpmd(t)
+	} else {
+		rt.RequireProgram(t, "epmd")
+	}
 	if port == 0 {
 		port = FreePort(t)
 	}
 	ps := strconv.Itoa(port)
 	// -address 127.0.0.1: epmd always adds the loopback addresses, so it listens on 127.0.0.1 and ::1 only.
-	p := start(t, bin, []string{"-port", ps, "-address", "127.0.0.1"}, []string{"ERL_EPMD_PORT=" + ps}, "", false)
+	p := start(t, rt, "epmd", []string{"-port", ps, "-address", "127.0.0.1"}, []string{"ERL_EPMD_PORT=" + ps}, "", false)
 	p.port = port
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -355,6 +462,9 @@ type ErlOptions struct {
 	// Control (StartErl only) makes the node evaluate expressions that Process.Eval sends on its
 	// standard input. The control loop runs after Eval, so Eval must return.
 	Control bool
+	// Runtime is the OTP installation the program runs in (see ForEachRuntime); nil means the host's.
+	// A private epmd started for the node runs there too.
+	Runtime *Runtime
 }
 
 // FullName returns the node name StartErl will use for o.Name ("" stays "").
@@ -376,7 +486,7 @@ func (o *ErlOptions) args(t testing.TB, distributed bool) (args, env []string) {
 	if distributed {
 		if o.EPMDPort == 0 {
 			o.EPMDPort = FreePort(t)
-			StartEPMD(t, o.EPMDPort)
+			startEPMD(t, o.Runtime.orHost(), o.EPMDPort)
 		}
 		if o.Cookie == "" {
 			var b [16]byte
@@ -411,7 +521,8 @@ func (o ErlOptions) timeout() time.Duration {
 // opts.Timeout; failure to come up fails the test with the node's output.
 func StartErl(t testing.TB, opts ErlOptions) *Process {
 	t.Helper()
-	RequireErl(t)
+	rt := opts.Runtime.orHost()
+	rt.RequireProgram(t, "erl")
 	if opts.Name == "" {
 		opts.Name = UniqueName("erl")
 	}
@@ -423,8 +534,7 @@ func StartErl(t testing.TB, opts ErlOptions) *Process {
 	if opts.Control {
 		args = append(args, "-eval", controlLoop)
 	}
-	bin, _ := erlPath()
-	p := start(t, bin, args, env, opts.Cookie, opts.Control)
+	p := start(t, rt, "erl", args, env, opts.Cookie, opts.Control)
 	p.port = opts.EPMDPort
 	line, err := p.stdout.waitLine(readyMarker+" ", p.done, opts.timeout())
 	if err != nil {
@@ -440,13 +550,13 @@ func StartErl(t testing.TB, opts ErlOptions) *Process {
 // The run is bounded by opts.Timeout; a crash in expr, a non-zero exit or the timeout fail the test.
 func ErlEval(t testing.TB, opts ErlOptions, expr string) string {
 	t.Helper()
-	RequireErl(t)
+	rt := opts.Runtime.orHost()
+	rt.RequireProgram(t, "erl")
 	args, env := opts.args(t, opts.Name != "")
 	expr = strings.TrimSuffix(strings.TrimSpace(expr), ".")
 	args = append(args, "-eval", `try begin `+expr+` end of _ -> erlang:halt(0) catch C:R:S -> `+
 		`io:format(standard_error, "erltest: eval failed: ~p~n", [{C, R, S}]), erlang:halt(1) end`)
-	bin, _ := erlPath()
-	return wait(t, opts, start(t, bin, args, env, opts.Cookie, false))
+	return wait(t, opts, start(t, rt, "erl", args, env, opts.Cookie, false))
 }
 
 // ElixirEval runs code (Elixir) with a one-shot `elixir -e` and returns its standard output, like
@@ -456,8 +566,9 @@ func ErlEval(t testing.TB, opts ErlOptions, expr string) string {
 // one). The run is bounded by opts.Timeout; an exception, a non-zero exit or the timeout fail the test.
 func ElixirEval(t testing.TB, opts ErlOptions, code string) string {
 	t.Helper()
-	RequireElixir(t)
-	RequireErl(t)
+	rt := opts.Runtime.orHost()
+	rt.RequireProgram(t, "erl")
+	rt.RequireProgram(t, "elixir")
 	erlArgs, env := opts.args(t, opts.Name != "")
 	var args []string
 	// Keep the node flags for elixir's own options; everything else goes to erl through --erl.
@@ -477,8 +588,7 @@ func ElixirEval(t testing.TB, opts ErlOptions, code string) string {
 		args = append(args, "--erl", strings.Join(rest, " "))
 	}
 	args = append(args, "-e", code)
-	bin, _ := elixirPath()
-	return wait(t, opts, start(t, bin, args, env, opts.Cookie, false))
+	return wait(t, opts, start(t, rt, "elixir", args, env, opts.Cookie, false))
 }
 
 // wait waits for a one-shot process started for ErlEval or ElixirEval and returns its output.

@@ -1,12 +1,15 @@
 package erltest
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"net"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,13 +62,14 @@ func TestStartEPMDKilledOnCleanup(t *testing.T) {
 	assert.Error(t, err)
 }
 
-func TestStartErlAndEval(t *testing.T) {
-	RequireErl(t)
+func TestStartErlAndEval(t *testing.T) { ForEachRuntime(t, testStartErlAndEval) }
+
+func testStartErlAndEval(t *testing.T, rt *Runtime) {
 	var node *Process
 	cookie := "secret_" + UniqueName("c")
 	t.Run("inner", func(t *testing.T) {
 		name := UniqueName("erltest")
-		node = StartErl(t, ErlOptions{Name: name, Cookie: cookie, TickTime: 8,
+		node = StartErl(t, ErlOptions{Runtime: rt, Name: name, Cookie: cookie, TickTime: 8,
 			Eval: `io:format("ticktime=~p cookie_ok=~p~n", [net_kernel:get_net_ticktime(), erlang:get_cookie() =:= '` + cookie + `'])`})
 		assert.Equal(t, name+"@localhost", node.Node())
 		assert.NotZero(t, node.Port(), "a private epmd was started")
@@ -73,7 +77,7 @@ func TestStartErlAndEval(t *testing.T) {
 		assert.NotContains(t, node.desc, cookie, "cookie redacted from messages")
 		assert.Contains(t, node.desc, "<redacted>")
 
-		out := ErlEval(t, ErlOptions{EPMDPort: node.Port()}, `{ok, Names} = erl_epmd:names({127,0,0,1}), io:format("~p~n", [Names]).`)
+		out := ErlEval(t, ErlOptions{Runtime: rt, EPMDPort: node.Port()}, `{ok, Names} = erl_epmd:names({127,0,0,1}), io:format("~p~n", [Names]).`)
 		assert.Contains(t, out, `"`+name+`"`, "the node is registered with its epmd when StartErl returns")
 
 		require.Eventually(t, func() bool { return strings.Contains(node.Stdout(), "ticktime=8 cookie_ok=true") },
@@ -98,10 +102,11 @@ func TestErlEvalLongNames(t *testing.T) {
 	assert.Regexp(t, `^eval_\w+@127\.0\.0\.1\n$`, out)
 }
 
-func TestControlEvalAndWaitLine(t *testing.T) {
-	RequireErl(t)
+func TestControlEvalAndWaitLine(t *testing.T) { ForEachRuntime(t, testControlEvalAndWaitLine) }
+
+func testControlEvalAndWaitLine(t *testing.T, rt *Runtime) {
 	cookie := "secret_" + UniqueName("c")
-	node := StartErl(t, ErlOptions{Cookie: cookie, Control: true,
+	node := StartErl(t, ErlOptions{Runtime: rt, Cookie: cookie, Control: true,
 		Eval: `io:format("before-control~n")`})
 
 	v, err := node.Eval("1 + 1, [a, {b, \"xy\"}]", 10*time.Second)
@@ -149,22 +154,84 @@ func TestControlEvalAndWaitLine(t *testing.T) {
 	_, err = node.Eval("1", time.Second)
 	assert.Error(t, err, "a dead node answers nothing")
 
-	plain := StartErl(t, ErlOptions{})
+	plain := StartErl(t, ErlOptions{Runtime: rt})
 	_, err = plain.Eval("1", time.Second)
 	assert.Error(t, err, "no control pipe")
 }
 
-func TestElixirEval(t *testing.T) {
-	RequireElixir(t)
-	out := ElixirEval(t, ErlOptions{}, `IO.puts(Node.self())`)
+func TestElixirEval(t *testing.T) { ForEachRuntime(t, testElixirEval) }
+
+func testElixirEval(t *testing.T, rt *Runtime) {
+	out := ElixirEval(t, ErlOptions{Runtime: rt}, `IO.puts(Node.self())`)
 	assert.Equal(t, "nonode@nohost\n", out)
+	out = ElixirEval(t, ErlOptions{Runtime: rt}, `IO.puts(System.version())`)
+	assert.Equal(t, rt.Elixir+"\n", out, "Runtime.Elixir is the elixir that runs")
 
 	name := UniqueName("ex")
 	cookie := "secret_" + UniqueName("c")
-	out = ElixirEval(t, ErlOptions{Name: name, Cookie: cookie},
+	out = ElixirEval(t, ErlOptions{Runtime: rt, Name: name, Cookie: cookie},
 		`IO.puts(Node.self()); IO.puts(Node.get_cookie() == :"`+cookie+`")`)
 	assert.Equal(t, name+"@localhost\ntrue\n", out)
-	out = ElixirEval(t, ErlOptions{Name: name, LongNames: true, TickTime: 7},
+	out = ElixirEval(t, ErlOptions{Runtime: rt, Name: name, LongNames: true, TickTime: 7},
 		`IO.puts(Node.self()); IO.puts(:net_kernel.get_net_ticktime())`)
 	assert.Equal(t, name+"@127.0.0.1\n7\n", out)
+}
+
+// TestRuntimeVersions checks that each runtime's fields are what its erl says, that a file from TempDir
+// is readable inside it and that environment variables reach programs started in it.
+func TestRuntimeVersions(t *testing.T) {
+	ForEachRuntime(t, func(t *testing.T, rt *Runtime) {
+		assert.Equal(t, "OTP-"+rt.Release, rt.Name)
+		assert.True(t, strings.HasPrefix(rt.Version, rt.Release+"."), "%s is release %s", rt.Version, rt.Release)
+		path := rt.WriteFile(t, "hello.txt", []byte("hello from the host"), 0o600)
+		out := ErlEval(t, ErlOptions{Runtime: rt, Env: []string{"ERLTEST_PROBE=seen"}},
+			`{ok, B} = file:read_file("`+path+`"), {ok, [[V]]} = init:get_argument(root), `+
+				`io:format("~s ~s ~s ~s ~s~n", [erlang:system_info(otp_release), erlang:system_info(version), B, os:getenv("ERLTEST_PROBE"), V])`)
+		assert.Equal(t, rt.Release+" "+rt.ERTS+" hello from the host seen "+rt.erlRoot+"\n", out)
+
+		// Command with cmd.Env, and the kill of its context reaching the program.
+		ctx, cancel := context.WithCancel(context.Background())
+		cmd := rt.Command(ctx, "erl", "-noshell", "-eval", `io:format("~s~n", [os:getenv("ERL_EPMD_PORT")]), receive after infinity -> ok end`)
+		cmd.Env = append(os.Environ(), "ERL_EPMD_PORT=4999")
+		var buf syncBuffer
+		cmd.Stdout = &buf
+		require.NoError(t, cmd.Start())
+		require.Eventually(t, func() bool { return buf.String() == "4999\n" }, 30*time.Second, 10*time.Millisecond, "output: %q", buf.String())
+		cancel()
+		_ = cmd.Wait()
+		assert.Eventually(t, func() bool { return groupGone(cmd.Process.Pid) }, 5*time.Second, 10*time.Millisecond,
+			"cancelling the context kills the whole group")
+	})
+}
+
+func TestRuntimesHostFirst(t *testing.T) {
+	all := allRuntimes()
+	require.Len(t, all, 3)
+	assert.Same(t, Host(), all[0])
+	assert.Empty(t, all[0].Root)
+	for _, rt := range all[1:] {
+		assert.NotEmpty(t, rt.Root)
+	}
+	for _, rt := range Runtimes(t) {
+		assert.NoError(t, rt.Err())
+		t.Log(rt)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

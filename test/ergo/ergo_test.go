@@ -18,6 +18,7 @@ import (
 
 	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // TestErgoAdvertisedFlags records the flags an ergo node advertises in its challenge (ergo composes
@@ -77,7 +78,7 @@ func TestOursPingsErgo(t *testing.T) {
 	for range 3 {
 		_, err := o.PingRTT(testCtx(t, 5*time.Second), e.Name())
 		require.Error(t, err)
-		assert.ErrorIs(t, err, node.ErrPang)
+		assert.ErrorIs(t, err, process.ErrPang)
 		assert.ErrorContains(t, err, "answered nil")
 	}
 	assert.False(t, o.Ping(testCtx(t, 5*time.Second), e.Name()))

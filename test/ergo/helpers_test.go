@@ -22,6 +22,7 @@ import (
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // host is the only address the tests talk to: every node listens on it (the ergo node's EPMD, which
@@ -72,7 +73,7 @@ func (e *events) wait(t *testing.T, k node.EventKind, peer string) node.Event {
 
 // ours is one of our nodes under test, with its debug log and events.
 type ours struct {
-	*node.Node
+	*process.Node
 	log    *syncBuf
 	events *events
 }
@@ -93,7 +94,7 @@ func startOurs(t *testing.T, name, cookie string, epmdPort int) *ours {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n, err := node.Start(ctx, name, cookie, &opts)
+	n, err := process.Start(ctx, name, cookie, &process.Options{Node: opts})
 	require.NoError(t, err)
 	o.Node = n
 	t.Cleanup(func() {

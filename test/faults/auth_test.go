@@ -24,6 +24,7 @@ import (
 	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // TestWrongCookie: wrong cookies never connect, never show up in an error
@@ -36,7 +37,7 @@ func TestWrongCookie(t *testing.T) {
 	// attempts dials peer from ini n times (stopping after 3 unexpected
 	// outcomes, which cost a timeout each) and returns the error texts and
 	// the unexpected outcomes: anything but a refused cookie.
-	attempts := func(t *testing.T, ini *node.Node, peer string, n int) (texts, unexpected []string) {
+	attempts := func(t *testing.T, ini *process.Node, peer string, n int) (texts, unexpected []string) {
 		t.Helper()
 		for i := range n {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -116,19 +117,20 @@ func TestWrongCookie(t *testing.T) {
 	})
 
 	t.Run("go-to-erl-50", func(t *testing.T) {
-		erltest.RequireErl(t)
-		const n = 50
-		rw := report.add(t, "wrong cookie, Go -> real erl", n, "")
-		beam := startErl(t, "erl_auth", right, epmdPort, 0)
-		logs := &logBuf{}
-		ini := startNode(t, shortName("auth_ini"), wrong, node.Options{EPMD: node.EPMDExternal, EPMDPort: epmdPort, Logger: debugLogger(logs)})
-		texts, unexpected := attempts(t, ini, beam.Node(), n)
-		expectAuthOnly(t, rw, unexpected)
-		assert.Equal(t, "[]", erlEval(t, beam, "nodes(connected)"), "erl never connected")
-		lines := strings.Split(logs.String(), "\n")
-		noSecret(t, "an error", texts, right, wrong)
-		noSecret(t, "a log line", lines, right, wrong)
-		report.set(rw, n, fmt.Sprintf("never connected (erl nodes(connected) = []); %d ErrAuth; cookie in no error or log line", n))
+		erltest.ForEachRuntimeSerial(t, func(t *testing.T, rt *erltest.Runtime) {
+			const n = 50
+			rw := report.add(t, "wrong cookie, Go -> real erl", n, "")
+			beam := startErl(t, rt, "erl_auth", right, epmdPort, 0)
+			logs := &logBuf{}
+			ini := startNode(t, shortName("auth_ini"), wrong, node.Options{EPMD: node.EPMDExternal, EPMDPort: epmdPort, Logger: debugLogger(logs)})
+			texts, unexpected := attempts(t, ini, beam.Node(), n)
+			expectAuthOnly(t, rw, unexpected)
+			assert.Equal(t, "[]", erlEval(t, beam, "nodes(connected)"), "erl never connected")
+			lines := strings.Split(logs.String(), "\n")
+			noSecret(t, "an error", texts, right, wrong)
+			noSecret(t, "a log line", lines, right, wrong)
+			report.set(rw, n, fmt.Sprintf("never connected (erl nodes(connected) = []); %d ErrAuth; cookie in no error or log line", n))
+		})
 	})
 
 	t.Run("cookie-file-modes", func(t *testing.T) {
@@ -166,7 +168,7 @@ func TestWrongCookie(t *testing.T) {
 			path := filepath.Join(home, ".erlang.cookie")
 			require.NoError(t, os.WriteFile(path, []byte(right), 0o600))
 			require.NoError(t, os.Chmod(path, 0o644))
-			cmd := exec.Command(bin, "ping", "--name", "probe", "--timeout", "1s", "nobody@localhost")
+			cmd := exec.Command(bin, "ping", "--sname", "probe", "--timeout", "1s", "nobody@localhost")
 			cmd.Env = append(envWithout("ERLANG_COOKIE", "HOME"), "HOME="+home)
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError

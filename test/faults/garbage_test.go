@@ -147,7 +147,7 @@ func TestGarbage(t *testing.T) {
 	})
 	bystander := startNode(t, shortName("bystander"), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: epmdPort})
 	require.NoError(t, bystander.Connect(ctxFor(t, 5*time.Second), n.Self()))
-	erl := startErl(t, "erl_garbage", cookie, epmdPort, 0)
+	erl := startErl(t, nil, "erl_garbage", cookie, epmdPort, 0)
 	cases := garbageCases()
 	rw := report.add(t, "garbage: random bytes, oversized lengths, unknown tags, truncated messages on dist port, mid-handshake, link, EPMD",
 		len(cases), "")

@@ -28,6 +28,7 @@ import (
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // evalTimeout bounds one Eval on a control erl node.
@@ -100,9 +101,9 @@ func (e *events) count(k node.EventKind, peer string, match func(node.Event) boo
 }
 
 // startNode starts a node that stops when the test ends.
-func startNode(t *testing.T, name, cookie string, opts node.Options) *node.Node {
+func startNode(t *testing.T, name, cookie string, opts node.Options) *process.Node {
 	t.Helper()
-	n, err := node.Start(ctxFor(t, 10*time.Second), name, cookie, &opts)
+	n, err := process.Start(ctxFor(t, 10*time.Second), name, cookie, &process.Options{Node: opts})
 	require.NoError(t, err, "start %s", name)
 	t.Cleanup(func() { _ = n.Stop() })
 	return n
@@ -124,11 +125,11 @@ func startEPMDServer(t *testing.T, requestTimeout time.Duration, log *slog.Logge
 	return srv, ln.Addr().(*net.TCPAddr).Port
 }
 
-// startErl starts a real erl node with a control loop, on EPMD port
-// epmdPort, with cookie.
-func startErl(t *testing.T, prefix, cookie string, epmdPort, tickTime int) *erltest.Process {
+// startErl starts a real erl node in runtime rt (nil: the host's) with a
+// control loop, on EPMD port epmdPort, with cookie.
+func startErl(t *testing.T, rt *erltest.Runtime, prefix, cookie string, epmdPort, tickTime int) *erltest.Process {
 	t.Helper()
-	return erltest.StartErl(t, erltest.ErlOptions{
+	return erltest.StartErl(t, erltest.ErlOptions{Runtime: rt,
 		Name: erltest.UniqueName(prefix), Cookie: cookie, EPMDPort: epmdPort, TickTime: tickTime, Control: true,
 	})
 }

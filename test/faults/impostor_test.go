@@ -14,6 +14,7 @@ import (
 
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // halfHandshake opens a connection to port, sends a name message under
@@ -50,7 +51,7 @@ func TestImpostorHalfHandshake(t *testing.T) {
 	rw := report.add(t, "an unauthenticated half handshake under a genuine peer's name, then the genuine peer connects", 0, "")
 	var results []string
 
-	connectAfterImpostor := func(t *testing.T, acceptorPort int, acceptor string, genuine *node.Node) (time.Duration, error) {
+	connectAfterImpostor := func(t *testing.T, acceptorPort int, acceptor string, genuine *process.Node) (time.Duration, error) {
 		t.Helper()
 		halfHandshake(t, acceptorPort, genuine.Self())
 		start := time.Now()
@@ -82,14 +83,15 @@ func TestImpostorHalfHandshake(t *testing.T) {
 		assert.Less(t, took, time.Second)
 	})
 	t.Run("erl-acceptor-lower", func(t *testing.T) {
-		erltest.RequireErl(t)
-		beam := erltest.StartErl(t, erltest.ErlOptions{Name: erltest.UniqueName("imp_a"), Cookie: cookie, EPMDPort: epmdPort})
-		hi := startNode(t, shortName("imp_b"), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: epmdPort, SetupTimeout: setup})
-		require.Less(t, beam.Node(), hi.Self())
-		port := erlDistPort(t, epmdPort, beam.Node())
-		took, err := connectAfterImpostor(t, port, beam.Node(), hi)
-		results = append(results, fmt.Sprintf("erl acceptor (lower name, reference): %s after %v", errOrOK(err), took.Round(time.Millisecond)))
-		assert.NoError(t, err, "reference: a lower-named BEAM acceptor lets the genuine peer in")
+		erltest.ForEachRuntimeSerial(t, func(t *testing.T, rt *erltest.Runtime) {
+			beam := erltest.StartErl(t, erltest.ErlOptions{Runtime: rt, Name: erltest.UniqueName("imp_a"), Cookie: cookie, EPMDPort: epmdPort})
+			hi := startNode(t, shortName("imp_b"), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: epmdPort, SetupTimeout: setup})
+			require.Less(t, beam.Node(), hi.Self())
+			port := erlDistPort(t, epmdPort, beam.Node())
+			took, err := connectAfterImpostor(t, port, beam.Node(), hi)
+			results = append(results, fmt.Sprintf("erl acceptor %s (lower name, reference): %s after %v", rt.Name, errOrOK(err), took.Round(time.Millisecond)))
+			assert.NoError(t, err, "reference: a lower-named BEAM acceptor lets the genuine peer in")
+		})
 	})
 	report.set(rw, len(results), strings.Join(results, "; "))
 }

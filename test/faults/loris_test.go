@@ -147,7 +147,7 @@ func TestSlowLoris(t *testing.T) {
 	n := startNode(t, shortName("loris"), cookie, node.Options{
 		EPMD: node.EPMDExternal, EPMDPort: epmdPort, SetupTimeout: setup, Logger: log, OnEvent: ev.add,
 	})
-	erl := startErl(t, "erl_loris", cookie, epmdPort, 0)
+	erl := startErl(t, nil, "erl_loris", cookie, epmdPort, 0)
 	rw := report.add(t, "slow-loris peers (1 byte/s), 200 on the distribution port + 200 on EPMD, redialled when dropped (times = sessions)", 0, "")
 
 	dist := &lorisPool{kind: "dist", addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(n.Port())),

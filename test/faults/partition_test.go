@@ -19,6 +19,7 @@ import (
 
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // The helper process: TestPartition runs this test binary again inside a
@@ -67,7 +68,7 @@ func runHelper(in io.Reader, out io.Writer) int {
 		fmt.Fprintf(out, format+"\n", args...)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	n, err := node.Start(ctx, os.Getenv(helperNameEnv), os.Getenv(helperCookieEnv), &node.Options{
+	n, err := process.Start(ctx, os.Getenv(helperNameEnv), os.Getenv(helperCookieEnv), &process.Options{Node: node.Options{
 		EPMD: node.EPMDNone, ListenAddr: os.Getenv(helperAddrEnv), ListenPort: port,
 		TickTime: tick, SetupTimeout: partitionSetup,
 		OnEvent: func(e node.Event) {
@@ -77,7 +78,7 @@ func runHelper(in io.Reader, out io.Writer) int {
 			}
 			say("E %s %s %s", e.Kind, e.Peer, reason)
 		},
-	})
+	}})
 	cancel()
 	if err != nil {
 		say("FAIL %v", err)

@@ -15,10 +15,11 @@ import (
 
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // stormPair starts two Go nodes on a private in-process EPMD.
-func stormPair(t *testing.T, cookie string, epmdPort int, setup time.Duration) (a, b *node.Node, evA, evB *events) {
+func stormPair(t *testing.T, cookie string, epmdPort int, setup time.Duration) (a, b *process.Node, evA, evB *events) {
 	t.Helper()
 	evA, evB = &events{}, &events{}
 	logs := &logBuf{}
@@ -36,7 +37,7 @@ func stormPair(t *testing.T, cookie string, epmdPort int, setup time.Duration) (
 
 // oneLink waits until a and b see each other and exactly one TCP connection
 // joins them.
-func oneLink(a, b *node.Node) (time.Duration, bool) {
+func oneLink(a, b *process.Node) (time.Duration, bool) {
 	return waitFor(3*time.Second, func() bool {
 		return slices.Equal(a.Nodes(), []string{b.Self()}) && slices.Equal(b.Nodes(), []string{a.Self()}) &&
 			establishedOn(a.Port(), b.Port()) == 1
@@ -45,7 +46,7 @@ func oneLink(a, b *node.Node) (time.Duration, bool) {
 
 // noLink waits until neither a nor b has a link and no TCP connection joins
 // them.
-func noLink(a, b *node.Node) bool {
+func noLink(a, b *process.Node) bool {
 	_, ok := waitFor(3*time.Second, func() bool {
 		return a.ConnectedCount() == 0 && b.ConnectedCount() == 0 && establishedOn(a.Port(), b.Port()) == 0
 	})
@@ -94,23 +95,24 @@ func TestStorms(t *testing.T) {
 		report.set(rw, calls, fmt.Sprintf("%d/%d nil, one link (one TCP connection), one handshake per side", calls, calls))
 
 		t.Run("to-erl", func(t *testing.T) {
-			erltest.RequireErl(t)
-			rw := report.add(t, "500 concurrent Connect calls from a Go node to a real erl node", calls, "")
-			erl := startErl(t, "erl_storm", cookie, epmdPort, 0)
-			for i, err := range storm(erl.Node()) {
-				require.NoError(t, err, "Connect call %d to erl", i)
-			}
-			erlPort := erlDistPort(t, epmdPort, erl.Node())
-			var hidden string
-			_, ok := waitFor(3*time.Second, func() bool { // erl installs its side a moment later
-				hidden = erlEval(t, erl, "nodes(hidden)")
-				return hidden == fmt.Sprintf("[%s]", a.Self())
+			erltest.ForEachRuntimeSerial(t, func(t *testing.T, rt *erltest.Runtime) {
+				rw := report.add(t, "500 concurrent Connect calls from a Go node to a real erl node", calls, "")
+				erl := startErl(t, rt, "erl_storm", cookie, epmdPort, 0)
+				for i, err := range storm(erl.Node()) {
+					require.NoError(t, err, "Connect call %d to erl", i)
+				}
+				erlPort := erlDistPort(t, epmdPort, erl.Node())
+				var hidden string
+				_, ok := waitFor(3*time.Second, func() bool { // erl installs its side a moment later
+					hidden = erlEval(t, erl, "nodes(hidden)")
+					return hidden == fmt.Sprintf("[%s]", a.Self())
+				})
+				assert.True(t, ok, "erl sees exactly one hidden node, ours (got %s)", hidden)
+				_, ok = waitFor(3*time.Second, func() bool { return establishedOn(erlPort) == 1 })
+				assert.True(t, ok, "one TCP connection to erl's distribution port (got %d)", establishedOn(erlPort))
+				assert.Equal(t, 1, evA.count(node.EventHandshakeOK, erl.Node(), nil), "one handshake with erl")
+				report.set(rw, calls, fmt.Sprintf("%d/%d nil, one link (erl: nodes(hidden) has 1, one TCP connection)", calls, calls))
 			})
-			assert.True(t, ok, "erl sees exactly one hidden node, ours (got %s)", hidden)
-			_, ok = waitFor(3*time.Second, func() bool { return establishedOn(erlPort) == 1 })
-			assert.True(t, ok, "one TCP connection to erl's distribution port (got %d)", establishedOn(erlPort))
-			assert.Equal(t, 1, evA.count(node.EventHandshakeOK, erl.Node(), nil), "one handshake with erl")
-			report.set(rw, calls, fmt.Sprintf("%d/%d nil, one link (erl: nodes(hidden) has 1, one TCP connection)", calls, calls))
 		})
 	})
 

@@ -1,0 +1,59 @@
+package node
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/distribute-go/distribute/control"
+)
+
+// Stats counts what the node's connections skipped. The fields only grow.
+type Stats struct {
+	// TooLarge counts messages refused for the message size limit (whole frames read
+	// through without being held, and fragmented messages whose rest was discarded).
+	TooLarge uint64
+	// Malformed counts frames that were not valid distribution frames or control messages,
+	// skipped without dropping the connection.
+	Malformed uint64
+}
+
+// Stats returns the node's counters of skipped frames.
+func (n *Node) Stats() Stats {
+	if n == nil {
+		return Stats{}
+	}
+	return Stats{TooLarge: n.tooLarge.Load(), Malformed: n.malformed.Load()}
+}
+
+// skipped counts and logs one frame or message a connection skipped. The log is rate-limited
+// to one line a second per node, with the number suppressed in between.
+func (n *Node) skipped(peer string, err error) {
+	if errors.Is(err, control.ErrTooLarge) {
+		n.tooLarge.Add(1)
+	} else {
+		n.malformed.Add(1)
+	}
+	if ok, suppressed := n.skipLog.allow(time.Now()); ok {
+		n.log.Warn("skipped a message from a peer", "peer", peer, "err", err, "suppressed_since_last", suppressed)
+	}
+}
+
+// logLimiter lets one log line through per interval and counts the rest.
+type logLimiter struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed uint64
+}
+
+func (l *logLimiter) allow(now time.Time) (bool, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.last) < time.Second {
+		l.suppressed++
+		return false, 0
+	}
+	s := l.suppressed
+	l.last, l.suppressed = now, 0
+	return true, s
+}

@@ -1,0 +1,147 @@
+package process
+
+import (
+	"github.com/distribute-go/distribute/control"
+	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/node"
+)
+
+// handler is the node.Handler of a Node: it routes what arrives on the connections to the
+// processes. Its methods run on the connections' reader goroutines (node.Handler's contract).
+type handler Node
+
+// SpawnFunc serves a SPAWN_REQUEST that arrived on c; args is the argument list, still
+// encoded. It must answer (c.Send a control.SpawnReply) and must not block for long.
+type SpawnFunc func(n *Node, c *node.Conn, req control.SpawnRequest, args control.Payload)
+
+func (h *handler) ConnUp(c *node.Conn) {
+	n := (*Node)(h)
+	<-n.ready
+	n.nodeUp(c.Peer())
+}
+
+func (h *handler) ConnDown(c *node.Conn, reason error) {
+	n := (*Node)(h)
+	<-n.ready
+	n.nodeDown(c.Peer(), reason)
+}
+
+func (h *handler) HandleMessage(c *node.Conn, m control.Message, p control.Payload) {
+	n := (*Node)(h)
+	<-n.ready
+	switch m := m.(type) {
+	case control.Send:
+		n.deliverTo(n.lookup(m.To), p, "pid", m.To)
+	case control.SendTT:
+		n.deliverTo(n.lookup(m.To), p, "pid", m.To)
+	case control.SendSender:
+		n.deliverTo(n.lookup(m.To), p, "pid", m.To)
+	case control.SendSenderTT:
+		n.deliverTo(n.lookup(m.To), p, "pid", m.To)
+	case control.RegSend:
+		n.deliverTo(n.byName(m.To), p, "name", m.To)
+	case control.RegSendTT:
+		n.deliverTo(n.byName(m.To), p, "name", m.To)
+	case control.AliasSend:
+		n.deliverTo(n.aliasTarget(m.Alias), p, "alias", m.Alias)
+	case control.AliasSendTT:
+		n.deliverTo(n.aliasTarget(m.Alias), p, "alias", m.Alias)
+
+	case control.Link:
+		n.remoteLink(c, m.From, m.To)
+	case control.Unlink:
+		n.remoteUnlink(c.Peer(), m.From, m.To)
+	case control.UnlinkID:
+		n.remoteUnlink(c.Peer(), m.From, m.To)
+		_ = c.Send(control.UnlinkIDAck{ID: m.ID, From: m.To, To: m.From}, nil)
+	case control.UnlinkIDAck:
+		if q := n.lookup(m.To); q != nil {
+			q.unlinkAcked(m.From, m.ID)
+		}
+
+	case control.Exit:
+		n.remoteExit(c.Peer(), m.From, m.To, m.Reason, true)
+	case control.ExitTT:
+		n.remoteExit(c.Peer(), m.From, m.To, m.Reason, true)
+	case control.PayloadExit:
+		if r, ok := n.reason(p); ok {
+			n.remoteExit(c.Peer(), m.From, m.To, r, true)
+		}
+	case control.PayloadExitTT:
+		if r, ok := n.reason(p); ok {
+			n.remoteExit(c.Peer(), m.From, m.To, r, true)
+		}
+	case control.Exit2:
+		n.remoteExit(c.Peer(), m.From, m.To, m.Reason, false)
+	case control.Exit2TT:
+		n.remoteExit(c.Peer(), m.From, m.To, m.Reason, false)
+	case control.PayloadExit2:
+		if r, ok := n.reason(p); ok {
+			n.remoteExit(c.Peer(), m.From, m.To, r, false)
+		}
+	case control.PayloadExit2TT:
+		if r, ok := n.reason(p); ok {
+			n.remoteExit(c.Peer(), m.From, m.To, r, false)
+		}
+
+	case control.MonitorP:
+		n.remoteMonitor(c, m)
+	case control.DemonitorP:
+		n.remoteDemonitor(c.Peer(), m.Ref)
+	case control.MonitorPExit:
+		n.monitorDown(c.Peer(), m.To, m.Ref, m.Reason)
+	case control.PayloadMonitorPExit:
+		if r, ok := n.reason(p); ok {
+			n.monitorDown(c.Peer(), m.To, m.Ref, r)
+		}
+
+	case control.SpawnRequest:
+		n.spawnRequest(c, m, p)
+	case control.SpawnRequestTT:
+		n.spawnRequest(c, m.SpawnRequest, p)
+	case control.SpawnReply:
+		n.spawnReply(m)
+	case control.SpawnReplyTT:
+		n.spawnReply(m.SpawnReply)
+	}
+}
+
+// deliverTo decodes the payload and delivers it to p; a message to a missing process is
+// dropped without being decoded, counted and logged.
+func (n *Node) deliverTo(p *Process, pl control.Payload, kind string, to etf.Term) {
+	if p == nil {
+		n.dropped(&n.stats.noProcess, "no such process", kind, to)
+		return
+	}
+	t, err := pl.Decode()
+	if err != nil {
+		n.dropped(&n.stats.undecodable, "undecodable term", kind, to, "err", err)
+		return
+	}
+	p.deliver(t, pl.Len())
+}
+
+func (n *Node) aliasTarget(ref etf.Ref) *Process {
+	if ref.Node != n.self || ref.Creation != n.Creation() {
+		return nil
+	}
+	return n.byAlias(ref)
+}
+
+// reason decodes the payload of a PAYLOAD_* exit.
+func (n *Node) reason(pl control.Payload) (etf.Term, bool) {
+	t, err := pl.Decode()
+	if err != nil {
+		n.dropped(&n.stats.undecodable, "undecodable exit reason", "err", err)
+		return nil, false
+	}
+	return t, true
+}
+
+func (n *Node) spawnRequest(c *node.Conn, req control.SpawnRequest, args control.Payload) {
+	if f := n.opts.Spawn; f != nil {
+		f(n, c, req, args)
+		return
+	}
+	n.RefuseSpawn(c, req, atomNotsup)
+}

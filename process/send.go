@@ -1,0 +1,136 @@
+package process
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/distribute-go/distribute/control"
+	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/handshake"
+	"github.com/distribute-go/distribute/node"
+)
+
+// Name is a process registered as Name on the node Node: {Name, Node} in Erlang.
+type Name struct {
+	Name etf.Atom
+	Node string
+}
+
+// Term returns {Name, Node}.
+func (a Name) Term() etf.Tuple { return etf.Tuple{a.Name, etf.Atom(a.Node)} }
+
+// Send sends msg to a destination, from p, like Erlang's `!`:
+//   - an etf.Pid of this node or of any other node;
+//   - an etf.Atom: the process registered under that name on this node (ErrNoProcess when
+//     none is, as `Name ! Msg` raises badarg);
+//   - a Name: a registered name on a node, this one or another (a missing one drops the
+//     message silently, as BEAM does);
+//   - an etf.Ref: an alias;
+//   - a *Process.
+//
+// Sending to another node connects to it first when needed (as BEAM does, the sender waits
+// for that, within the node's setup time); a message to a node that cannot be reached is
+// dropped and the error says why. Messages from one sender to one receiver arrive in the order
+// they were sent.
+func (p *Process) Send(to any, msg etf.Term) error { return p.n.send(p.pid, to, msg) }
+
+// Send sends msg to a destination (see Process.Send) from a process of the node's own that
+// exists for this purpose.
+func (n *Node) Send(to any, msg etf.Term) error { return n.send(n.sender.pid, to, msg) }
+
+func (n *Node) send(from etf.Pid, to any, msg etf.Term) error {
+	switch d := to.(type) {
+	case *Process:
+		d.deliver(msg, 0)
+		return nil
+	case etf.Pid:
+		if d.Node == n.self {
+			if p := n.lookup(d); p != nil {
+				p.deliver(msg, 0)
+			}
+			return nil // a dead or old pid: dropped, as in BEAM
+		}
+		c, err := n.conn(string(d.Node))
+		if err != nil {
+			return err
+		}
+		if c.Flags()&handshake.FlagSendSender != 0 {
+			return c.Send(control.SendSender{From: from, To: d}, msg)
+		}
+		return c.Send(control.Send{To: d}, msg)
+	case etf.Atom:
+		p := n.byName(d)
+		if p == nil {
+			return fmt.Errorf("process: send to %s: %w", d, ErrNoProcess)
+		}
+		p.deliver(msg, 0)
+		return nil
+	case Name:
+		if d.Node == string(n.self) {
+			if p := n.byName(d.Name); p != nil {
+				p.deliver(msg, 0)
+			}
+			return nil
+		}
+		c, err := n.conn(d.Node)
+		if err != nil {
+			return err
+		}
+		return c.Send(control.RegSend{From: from, To: d.Name}, msg)
+	case etf.Ref:
+		if d.Node == n.self {
+			if p := n.byAlias(d); p != nil {
+				p.deliver(msg, 0)
+			}
+			return nil
+		}
+		c, err := n.conn(string(d.Node))
+		if err != nil {
+			return err
+		}
+		return c.Send(control.AliasSend{From: from, Alias: d}, msg)
+	}
+	return fmt.Errorf("process: send to %T: %w", to, ErrBadDestination)
+}
+
+// conn returns the connection to peer, connecting first when there is none.
+func (n *Node) conn(peer string) (*node.Conn, error) {
+	if c := n.Conn(peer); c != nil {
+		return c, nil
+	}
+	if err := n.Connect(context.Background(), peer); err != nil {
+		return nil, err
+	}
+	if c := n.Conn(peer); c != nil {
+		return c, nil
+	}
+	return nil, fmt.Errorf("process: %s: %w", peer, node.ErrNotConnected)
+}
+
+// Reply answers a gen_server-style call: from is the {Pid, Tag} of the '$gen_call' message.
+// A Tag of the form [alias|Ref] (OTP 24+) is answered through the alias, as gen:reply does.
+func (n *Node) Reply(from etf.Term, reply etf.Term) error {
+	return n.replyFrom(n.sender.pid, from, reply)
+}
+
+// Reply answers a gen_server-style call from p (see Node.Reply).
+func (p *Process) Reply(from etf.Term, reply etf.Term) error {
+	return p.n.replyFrom(p.pid, from, reply)
+}
+
+func (n *Node) replyFrom(self etf.Pid, from etf.Term, reply etf.Term) error {
+	t, ok := from.(etf.Tuple)
+	if !ok || len(t) != 2 {
+		return fmt.Errorf("process: reply to %v: not a {Pid, Tag} pair: %w", from, ErrBadDestination)
+	}
+	pid, ok := t[0].(etf.Pid)
+	if !ok {
+		return fmt.Errorf("process: reply to %v: not a {Pid, Tag} pair: %w", from, ErrBadDestination)
+	}
+	if l, ok := t[1].(etf.ImproperList); ok && len(l.Elems) == 1 && l.Elems[0] == atomAlias {
+		if alias, ok := l.Tail.(etf.Ref); ok {
+			return n.send(self, alias, etf.Tuple{t[1], reply})
+		}
+	}
+	return n.send(self, pid, etf.Tuple{t[1], reply})
+}
