@@ -181,7 +181,7 @@ func classify(err error, server bool) (Reason, bool, string) {
 			return ReasonVersion, true, "no TLS version in common with the peer"
 		case alertHandshakeFailure:
 			if server {
-				return ReasonHandshakeFailure, true, "the client refused the TLS handshake (a BEAM client says this when our certificate does not name the host it dialled; for a node name on an IP address BEAM wants that IP as a DNS name in the certificate)"
+				return ReasonHandshakeFailure, true, "the client refused the TLS handshake (a BEAM client says this when our certificate does not name the host it dialled; for a node name on an IP address OTP 25 wants that IP as a DNS name in the certificate)"
 			}
 			return ReasonHandshakeFailure, true, "the peer refused the TLS handshake (with TLS 1.2 a BEAM server says this when it requires a client certificate and got none)"
 		case alertUnexpectedMessage:

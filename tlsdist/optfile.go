@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"math/big"
+	"os"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -27,6 +28,54 @@ var Refused = []string{
 	"certs_keys", "customize_hostname_check", "signature_algs",
 	"signature_algs_cert", "eccs", "supported_groups", "password",
 	"crl_check (other than false)",
+}
+
+// LoadOptFile reads a BEAM -ssl_dist_optfile; see ParseOptFile. The error
+// is a *FileError when the file cannot be read or parsed, or a
+// *ConfigError.
+func LoadOptFile(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &FileError{What: "option file", Path: path, Err: err}
+	}
+	c, err := ParseOptFile(string(b))
+	if err != nil {
+		if ce, ok := err.(*ConfigError); ok {
+			return nil, ce
+		}
+		return nil, &FileError{What: "option file", Path: path, Err: err}
+	}
+	return c, nil
+}
+
+// ParseOptFile reads the text of a BEAM -ssl_dist_optfile: one Erlang term,
+// a list of {server, Opts} and {client, Opts}, each Opts a list of ssl
+// options, ended by a full stop:
+//
+//	[{server, [{certfile, "node.pem"}, {keyfile, "node.key"},
+//	           {cacertfile, "ca.pem"}, {verify, verify_peer},
+//	           {fail_if_no_peer_cert, true}]},
+//	 {client, [{certfile, "node.pem"}, {keyfile, "node.key"},
+//	           {cacertfile, "ca.pem"}, {verify, verify_peer}]}].
+//
+// The options in Honoured are applied; those in Refused make it fail; any
+// other is ignored and listed in Config.Ignored (hibernate_after,
+// reuse_sessions, secure_renegotiate, dhfile, log_level, ...). Where the
+// file says nothing this package is stricter than OTP: a side with a
+// cacertfile and no verify option verifies its peer (OTP's server would
+// not), and a verifying server requires a client certificate unless the
+// file says {fail_if_no_peer_cert, false} (OTP's default is false).
+// {verify, verify_none} is applied as written. Relative paths are as given
+// (relative to the working directory, as for erl).
+func ParseOptFile(src string) (*Config, error) {
+	terms, err := etf.ParseAll(src)
+	if err != nil {
+		return nil, err
+	}
+	if len(terms) != 1 {
+		return nil, &ConfigError{Detail: fmt.Sprintf("expected one term (a list of {server, ...} and {client, ...}), found %d", len(terms))}
+	}
+	return FromTerm(terms[0])
 }
 
 // FromTerm reads an optfile term already parsed; see ParseOptFile.

@@ -271,3 +271,39 @@ func TestFromTerm(t *testing.T) {
 		assert.Contains(t, err.Error(), tc.text)
 	}
 }
+
+// TestParseOptFile reads the text BEAM reads, comments and all.
+func TestParseOptFile(t *testing.T) {
+	src := `%% dist.conf
+[{server, [{certfile, "/etc/dist/node.pem"}, {keyfile, "/etc/dist/node.key"},
+           {cacertfile, "/etc/dist/ca.pem"}, {verify, verify_peer},
+           {fail_if_no_peer_cert, true}, {secure_renegotiate, true}]},
+ {client, [{certfile, "/etc/dist/n\303\251.pem"}, {cacertfile, "/etc/dist/ca.pem"},
+           {verify, verify_peer}, {versions, ['tlsv1.3']}, {server_name_indication, "cluster.example"}]}].
+`
+	c, err := ParseOptFile(src)
+	require.NoError(t, err)
+	assert.Equal(t, Side{CertFile: "/etc/dist/node.pem", KeyFile: "/etc/dist/node.key", CAFile: "/etc/dist/ca.pem", Verify: VerifyPeer}, c.Server)
+	assert.Equal(t, Side{CertFile: "/etc/dist/n\u00c3\u00a9.pem", CAFile: "/etc/dist/ca.pem", Verify: VerifyPeer,
+		MinVersion: tls.VersionTLS13, MaxVersion: tls.VersionTLS13, ServerName: "cluster.example"}, c.Client)
+	assert.Equal(t, []string{"server:secure_renegotiate"}, c.Ignored)
+
+	_, err = ParseOptFile(`[{server, [{certfile, "x"}]}`)
+	require.Error(t, err, "no closing bracket")
+	_, err = ParseOptFile(`[]. [].`)
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	_, err = ParseOptFile(`[{server, [{verify_fun, {fun inet_tls_dist:verify_client/3, []}}]}].`)
+	require.ErrorAs(t, err, &ce)
+	assert.Contains(t, err.Error(), "verify_fun")
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dist.conf")
+	require.NoError(t, os.WriteFile(path, []byte("[{server, [}]."), 0o600))
+	_, err = LoadOptFile(path)
+	var fe *FileError
+	require.ErrorAs(t, err, &fe)
+	assert.Contains(t, err.Error(), path)
+	_, err = LoadOptFile(filepath.Join(dir, "missing.conf"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
