@@ -40,6 +40,13 @@ type Pair struct {
 // the test.
 func NewCA(t testing.TB, name string) *CA {
 	t.Helper()
+	return NewCAIn(t, t.TempDir(), name)
+}
+
+// NewCAIn is NewCA with the files (the CA's and those of the certificates
+// it issues) in dir, e.g. a directory a chroot's nodes see.
+func NewCAIn(t testing.TB, dir, name string) *CA {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +65,7 @@ func NewCA(t testing.TB, name string) *CA {
 		t.Fatal(err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	ca := &CA{Cert: cert, key: key, dir: t.TempDir()}
+	ca := &CA{Cert: cert, key: key, dir: dir}
 	ca.CertPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	ca.File = filepath.Join(ca.dir, name+"-ca.pem")
 	write(t, ca.File, ca.CertPEM)
@@ -121,7 +128,7 @@ func (ca *CA) Issue(t testing.TB, name string, hosts []string, notBefore, notAft
 		if ip := net.ParseIP(h); ip != nil {
 			ips = append(ips, ip)
 		}
-		// An IP goes in as a DNS name too: BEAM checks the host part of
+		// An IP goes in as a DNS name too: OTP 25 checks the host part of
 		// a node name such as x@127.0.0.1 as a DNS name, never as an IP.
 		dns = append(dns, h)
 	}
