@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/internal/testcerts"
 	"github.com/distribute-go/distribute/node"
 	"github.com/distribute-go/distribute/process"
@@ -98,6 +99,34 @@ func TestTLSMetrics(t *testing.T) {
 	}, 5*time.Second, 20*time.Millisecond, "tls failures: %v", got)
 	assert.Equal(t, 1.0, handshakes(scrape(t, base), "inbound", "failed", "tls"))
 	assert.Equal(t, 0.0, tlsFailures(scrape(t, base), "outbound", string(tlsdist.ReasonUnknownCA)), "every series exists")
+}
+
+// TestTLSRunJoinsBEAM: `distribute run --ssl-dist-optfile dist.conf` joins an
+// `erl -proto_dist inet_tls -ssl_dist_optfile dist.conf` node, same file,
+// both directions, on every runtime.
+func TestTLSRunJoinsBEAM(t *testing.T) {
+	t.Setenv(erltest.CacheEnv, erltest.OTPCache()) // before isolate changes HOME
+	isolate(t)
+	erltest.ForEachRuntimeSerial(t, func(t *testing.T, rt *erltest.Runtime) {
+		ca := testcerts.NewCAIn(t, rt.TempDir(t), "ca")
+		conf := testcerts.OptFile(t, ca.Node(t, "node"), ca.File, "", "")
+		erl := erltest.StartErl(t, erltest.ErlOptions{Runtime: rt, LongNames: true, Cookie: testCookie, Control: true,
+			Extra: []string{"-proto_dist", "inet_tls", "-ssl_dist_optfile", conf}})
+		_, name, base := startRun(t, "--name", uniqueAlive("runner")+"@127.0.0.1", "--epmd-port", itoa(erl.Port()),
+			"--connect", erl.Node(), "--ssl-dist-optfile", conf)
+		require.Eventually(t, func() bool {
+			code, h := getHealth(t, base)
+			return code == 200 && len(h.ReachableNodes) == 1
+		}, 10*time.Second, 50*time.Millisecond, "run is healthy: connected to %s over TLS", erl.Node())
+		v, err := erl.Eval("{ok, I} = net_kernel:node_info('"+name+"', address), {element(4, I), net_adm:ping('"+name+"')}", 10*time.Second)
+		require.NoError(t, err)
+		assert.Equal(t, "{tls,pong}", v)
+		_, err = erl.Eval("erlang:disconnect_node('"+name+"')", 10*time.Second)
+		require.NoError(t, err)
+		v, err = erl.Eval("timer:sleep(200), net_adm:ping('"+name+"')", 10*time.Second)
+		require.NoError(t, err)
+		assert.Equal(t, "pong", v, "BEAM dials the run node over TLS")
+	})
 }
 
 func tlsFailures(f map[string]*dto.MetricFamily, dir, reason string) float64 {
