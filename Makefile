@@ -5,6 +5,8 @@ FUZZTIME ?= 30s
 # Fuzz targets run by `make fuzz` (package:target).
 FUZZ_TARGETS := \
 	./etf:FuzzDecode \
+	./control:FuzzDecode \
+	./control:FuzzReader \
 	./epmd:FuzzServerRequest \
 	./epmd:FuzzClientReply \
 	./handshake:FuzzAccept \

@@ -1,4 +1,6 @@
-// Package etf encodes and decodes the Erlang external term format (erl_ext_dist) for the terms a distribution node exchanges.
+// Package etf is Erlang's term format for Go: it encodes and decodes the external term format
+// (erl_ext_dist) a distribution node exchanges, reads and prints terms as Erlang text, and maps Go
+// values to terms.
 //
 // Go types map to Erlang terms as follows (decoding always produces the types on the left):
 //
@@ -22,6 +24,11 @@
 // input's remaining bytes could fill (a length prefix alone allocates nothing beyond that). Neither
 // direction recurses: any depth binary_to_term/1 accepts decodes, and any decoded term encodes again
 // (DecodeOptions.MaxDepth bounds depth for a caller that wants a limit).
+//
+// Term text: Parse and ParseAll read terms written in Erlang syntax (as erl_parse:parse_term/1 and
+// file:consult/1 do), and Format prints a term on one line exactly as io_lib:format("~0tp", [T])
+// does, so that Parse(Format(t)) is Equal to t (pids, ports, references and local funs excepted).
+// Compare and Equal order and compare terms as Erlang does.
 package etf
 
 import (

@@ -63,3 +63,32 @@ func checkDecode(t *testing.T, b []byte,
 	require.NoError(t, err)
 	require.Equal(t, enc, enc2)
 }
+
+// FuzzParse: Parse never panics and fails only with a *SyntaxError; what it accepts prints (Format) to
+// a text that Parse reads back to an equal term, and that text is stable.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		`{hello, <<"x">>, [1,2,3], #{k => v}}`, `'a\x{1F600}b'`, `16#ff`, `$\n`, `-1.5e-10`, `"日本"`,
+		`<<"é"/utf8, 1:3, 2.5/float, (-1):12/little>>`, `[a|b]`, `#{1 => a, 1.0 => b}`, `fun m:f/2`,
+		`%% c\n{a}.`, `1_000`, `[$a|"bc"]`, `<<<<"abc">>:2/binary>>`, `'maybe'`, `- (3)`, `36#Zz`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		term, err := etf.Parse(src)
+		if err != nil {
+			var se *etf.SyntaxError
+			require.ErrorAs(t, err, &se)
+			require.Positive(t, se.Line)
+			require.Positive(t, se.Column)
+			return
+		}
+		text := etf.Format(term)
+		back, err := etf.Parse(text)
+		require.NoError(t, err, "Parse(Format(Parse(%q))) = Parse(%q)", src, text)
+		require.True(t, etf.Equal(term, back), "%q printed as %q reads back differently", src, text)
+		require.Equal(t, text, etf.Format(back))
+		_, err = etf.Append(nil, term)
+		require.NoError(t, err, "what Parse returns encodes")
+	})
+}

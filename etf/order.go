@@ -255,6 +255,10 @@ func compareNumbers(a, b Term, exact bool) int {
 	}
 	switch {
 	case x.isFloat && y.isFloat:
+		if exact && x.f == 0 && y.f == 0 {
+			// =:= tells -0.0 from 0.0 (OTP 27 and later keep them as two map keys, -0.0 first).
+			return -cmp.Compare(boolInt(math.Signbit(x.f)), boolInt(math.Signbit(y.f)))
+		}
 		return cmp.Compare(x.f, y.f)
 	case !x.isFloat && !y.isFloat:
 		if !x.isBig && !y.isBig {
@@ -266,6 +270,13 @@ func compareNumbers(a, b Term, exact bool) int {
 	default:
 		return compareIntFloat(x, y.f)
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // compareIntFloat compares an integer with a float exactly.

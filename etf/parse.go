@@ -19,6 +19,10 @@ func (e *SyntaxError) Error() string {
 	return "etf: syntax error at line " + strconv.Itoa(e.Line) + ", column " + strconv.Itoa(e.Column) + ": " + e.Msg
 }
 
+// maxParsedBinary bounds a binary that Parse builds (plus the text's length), so that a short text
+// such as <<0:1000000000>> cannot make a huge term.
+const maxParsedBinary = 64 << 10
+
 // MaxParseDepth is the deepest nesting of tuples, lists, maps and binaries that Parse accepts (erl_parse
 // has no limit, but term text is typed by people; a deeper text fails with a *SyntaxError).
 const MaxParseDepth = 10000
@@ -103,8 +107,9 @@ type token struct {
 }
 
 type parser struct {
-	toks []token
-	pos  int
+	toks    []token
+	pos     int
+	maxBits int // the most bits one binary may have
 }
 
 func (p *parser) peek() token { return p.toks[p.pos] }
@@ -146,8 +151,11 @@ func (p *parser) term(depth int) (Term, error) {
 		return t.f, nil
 	case tkString:
 		r := t.runes
-		for p.peek().kind == tkString {
-			r = append(r[:len(r):len(r)], p.next().runes...)
+		if p.peek().kind == tkString {
+			r = append([]rune(nil), r...)
+			for p.peek().kind == tkString {
+				r = append(r, p.next().runes...)
+			}
 		}
 		return listOfRunes(r), nil
 	case tkVar:
@@ -230,15 +238,16 @@ func (p *parser) term(depth int) (Term, error) {
 }
 
 func (p *parser) funExport(start token) (Term, error) {
+	// Reserved words are accepted as atoms here, since BEAM prints fun lists:and/0 so.
 	m := p.next()
-	if m.kind != tkAtom {
+	if m.kind != tkAtom && m.kind != tkKeyword {
 		return nil, p.errAt(m, "bad term: only fun Module:Function/Arity is a term")
 	}
 	if err := p.expect(":"); err != nil {
 		return nil, err
 	}
 	f := p.next()
-	if f.kind != tkAtom {
+	if f.kind != tkAtom && f.kind != tkKeyword {
 		return nil, p.errAt(f, "syntax error before: "+f.text)
 	}
 	if err := p.expect("/"); err != nil {
@@ -425,6 +434,9 @@ func (p *parser) binary(depth int) (Term, error) {
 			return nil, err
 		}
 		t := p.next()
+		if w.bits > p.maxBits {
+			return nil, p.errAt(t, "bad term: binary larger than "+strconv.Itoa(p.maxBits/8)+" bytes")
+		}
 		if isPunct(t, ",") {
 			continue
 		}
@@ -481,6 +493,9 @@ func (p *parser) segment(w *bitWriter, depth int) error {
 		}
 		if n.Sign() < 0 {
 			return p.errAt(st, "bad term: negative segment size")
+		}
+		if !n.IsInt64() || n.Int64() > int64(p.maxBits) {
+			return p.errAt(st, "bad term: segment size too large")
 		}
 		spec.size, spec.hasSize, spec.sizeTok = n, true, st
 	}
@@ -578,7 +593,7 @@ func (p *parser) put(w *bitWriter, s segSpec, v Term) error {
 		}
 		bits := int64(8)
 		if s.hasSize {
-			if !s.size.IsInt64() || s.size.Int64()*int64(unit) > 1<<24 {
+			if !s.size.IsInt64() || s.size.Int64()*int64(unit) > int64(p.maxBits) {
 				return p.errAt(s.sizeTok, "bad term: segment too large")
 			}
 			bits = s.size.Int64() * int64(unit)
@@ -733,12 +748,18 @@ func (w *bitWriter) writeBit(bit byte) {
 
 // writeBytes writes the first nbits bits of data.
 func (w *bitWriter) writeBytes(data []byte, nbits int) {
-	if w.bits%8 == 0 && nbits%8 == 0 {
+	if w.bits%8 == 0 {
 		w.b = append(w.b, data[:nbits/8]...)
-		w.bits += nbits
-		return
+		w.bits += nbits / 8 * 8
+	} else {
+		off := uint(w.bits % 8)
+		for _, c := range data[:nbits/8] {
+			w.b[len(w.b)-1] |= c >> off
+			w.b = append(w.b, c<<(8-off))
+		}
+		w.bits += nbits / 8 * 8
 	}
-	for i := 0; i < nbits; i++ {
+	for i := nbits / 8 * 8; i < nbits; i++ {
 		w.writeBit(data[i/8] >> (7 - i%8) & 1)
 	}
 }
@@ -759,9 +780,9 @@ func (w *bitWriter) writeInt(n *big.Int, bits int, little bool) {
 			w.writeBytes(be, bits)
 			return
 		}
-		for i := pad; i < nbytes*8; i++ {
-			w.writeBit(be[i/8] >> (7 - i%8) & 1)
-		}
+		// Shift the value left by pad bits so that its top bit starts the first byte.
+		shifted := new(big.Int).Lsh(v, uint(pad)).FillBytes(make([]byte, nbytes))
+		w.writeBytes(shifted, bits)
 		return
 	}
 	// Little-endian: whole bytes from the least significant, then the remaining high bits
@@ -852,7 +873,7 @@ func newParser(src string) (*parser, error) {
 		}
 		toks = append(toks, t)
 		if t.kind == tkEOF {
-			return &parser{toks: toks}, nil
+			return &parser{toks: toks, maxBits: 8 * (maxParsedBinary + len(src))}, nil
 		}
 	}
 }
@@ -883,6 +904,9 @@ func (s *scanner) token() (token, error) {
 	case isAtomStart(c):
 		for s.i < len(s.src) && isNameChar(s.src[s.i]) {
 			s.advance()
+		}
+		if s.i-start > maxAtomChars {
+			return t, &SyntaxError{Line: t.line, Column: t.col, Msg: "atom too long (more than 255 characters)"}
 		}
 		t.atom = string(s.src[start:s.i])
 		t.text = t.atom

@@ -180,3 +180,35 @@ func TestParseAll(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	assert.Equal(t, 2, se.Line)
 }
+
+func TestCompareAndEqual(t *testing.T) {
+	a := func(s string) etf.Atom { return etf.Atom(s) }
+	ordered := []etf.Term{int64(-5), 1.5, int64(2), a("a"), a("b"), etf.Ref{Node: "n", Len: 1},
+		etf.Export{Module: "m", Function: "f"}, etf.Port{Node: "n"}, etf.Pid{Node: "n"}, etf.Tuple{int64(9)},
+		etf.Tuple{int64(1), int64(1)}, etf.Map{}, etf.List{}, etf.List{int64(1)}, etf.String("\x01\x02"),
+		etf.ImproperList{Elems: []etf.Term{int64(1), int64(3)}, Tail: a("x")}, []byte{}, etf.BitBinary{Bytes: []byte{0}, Bits: 1}, []byte{0}}
+	for i := range ordered {
+		for j := range ordered {
+			assert.Equal(t, cmpInt(i, j), etf.Compare(ordered[i], ordered[j]), "%v vs %v", ordered[i], ordered[j])
+		}
+	}
+	assert.Equal(t, 0, etf.Compare(int64(1), 1.0))
+	assert.False(t, etf.Equal(int64(1), 1.0))
+	assert.True(t, etf.Equal(etf.String("ab"), etf.List{int64('a'), 98}))
+	assert.True(t, etf.Equal("ab", []byte("ab")))
+	assert.True(t, etf.Equal(true, a("true")))
+	assert.True(t, etf.Equal(etf.Map{{Key: a("a"), Value: 1}, {Key: a("b"), Value: 2}},
+		etf.Map{{Key: a("b"), Value: int64(2)}, {Key: a("a"), Value: int64(1)}}))
+	assert.False(t, etf.Equal(0.0, math.Copysign(0, -1)))
+	assert.True(t, etf.Equal(nil, etf.List{}))
+}
+
+func cmpInt(i, j int) int {
+	switch {
+	case i < j:
+		return -1
+	case i > j:
+		return 1
+	}
+	return 0
+}

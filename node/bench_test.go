@@ -32,7 +32,7 @@ func BenchmarkPingGoGo(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if _, err := x.PingRTT(ctx, peer); err != nil {
+		if _, err := pingRTT(x, ctx, peer); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -48,7 +48,7 @@ func BenchmarkPingParallel(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := x.PingRTT(ctx, peer); err != nil {
+			if _, err := pingRTT(x, ctx, peer); err != nil {
 				b.Error(err)
 				return
 			}
@@ -68,7 +68,7 @@ func BenchmarkConnect(b *testing.B) {
 		if err := x.Connect(ctx, peer); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := x.PingRTT(ctx, peer); err != nil {
+		if _, err := pingRTT(x, ctx, peer); err != nil {
 			b.Fatal(err)
 		}
 		cancel()

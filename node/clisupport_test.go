@@ -64,7 +64,7 @@ func TestEPMDClientMode(t *testing.T) {
 	c := startNode(t, longName("c"), testCookie, Options{EPMDPort: ep, EPMD: EPMDClient})
 	assert.False(t, c.StartedEPMD())
 	assert.False(t, c.EPMDRegistered())
-	_, err := c.PingRTT(testCtx(t, 5*time.Second), b.Self())
+	_, err := pingRTT(c, testCtx(t, 5*time.Second), b.Self())
 	require.NoError(t, err)
 	names, err := (&epmd.Client{Port: ep}).Names(testCtx(t, 5*time.Second), "127.0.0.1")
 	require.NoError(t, err)

@@ -204,8 +204,12 @@ func (l *link) writeLoop() {
 // (whoever closed the link) it tells the Handler, after the last message.
 func (l *link) readLoop() {
 	defer l.n.wg.Done()
+	defer l.n.own()() // it calls the Handler
 	r := bufio.NewReaderSize(l.conn, 4096)
 	fr := control.Reader{MaxMessage: l.n.opts.MaxMessageSize}
+	if f, ok := l.h.(MessageFilter); ok {
+		fr.Want = func(m control.Message) bool { return f.WantMessage(l.pub, m) }
+	}
 	var hdr [4]byte
 	var buf []byte
 	for {

@@ -8,7 +8,7 @@ import (
 	"github.com/distribute-go/distribute/control"
 )
 
-// Stats counts what the node's connections skipped. The fields only grow.
+// Stats counts what the node skipped or dropped. The fields only grow.
 type Stats struct {
 	// TooLarge counts messages refused for the message size limit (whole frames read
 	// through without being held, and fragmented messages whose rest was discarded).
@@ -16,14 +16,18 @@ type Stats struct {
 	// Malformed counts frames that were not valid distribution frames or control messages,
 	// skipped without dropping the connection.
 	Malformed uint64
+	// EventsDropped counts events not delivered: to a subscriber that
+	// fell behind, past the queue bound of a slow OnEvent hook, or
+	// emitted after the node's event goroutine ended.
+	EventsDropped uint64
 }
 
-// Stats returns the node's counters of skipped frames.
+// Stats returns the node's counters of skipped frames and dropped events.
 func (n *Node) Stats() Stats {
 	if n == nil {
 		return Stats{}
 	}
-	return Stats{TooLarge: n.tooLarge.Load(), Malformed: n.malformed.Load()}
+	return Stats{TooLarge: n.tooLarge.Load(), Malformed: n.malformed.Load(), EventsDropped: n.events.dropped.Load()}
 }
 
 // skipped counts and logs one frame or message a connection skipped. The log is rate-limited

@@ -119,7 +119,7 @@ func (n *Node) tlsServer(ctx context.Context, conn net.Conn) net.Conn {
 	_ = conn.Close()
 	err = tlsdist.Wrap(err, true)
 	n.log.Debug("inbound TLS handshake failed", "remote", conn.RemoteAddr().String(), "err", err)
-	n.emit(Event{Kind: EventHandshakeFailed, Inbound: true, Err: err})
+	n.emit(Event{Kind: EventHandshakeFailed, Inbound: true, Err: err, Addr: conn.RemoteAddr().String()})
 	return nil
 }
 

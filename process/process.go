@@ -4,17 +4,28 @@
 // connections to processes, and it runs the node's built-in net_kernel, so BEAM's net_adm:ping
 // of the node is pong and Ping is a call to a peer's net_kernel.
 //
-// A process costs a few hundred bytes and no goroutine: a mailbox that Receive reads, or a
-// handler function that runs on the goroutine that delivers each message (SpawnHandler). Terms
-// are not copied on delivery: senders and receivers must treat them as immutable.
+// A process costs about 260 bytes and no goroutine (TestIdleProcessMemory): a mailbox that
+// Receive reads, or a handler function that runs on the goroutine that delivers each message
+// (SpawnHandler). Terms are not copied on delivery: senders and receivers must treat them as
+// immutable. Several goroutines may receive from one mailbox: each delivery wakes them all, and
+// each takes the oldest message its match accepts.
 //
-// Locking: Node.mu guards the process table, the name registry, the aliases and the per-peer
-// indexes; Process.mu guards one process's mailbox, links and monitors. Node.mu may be taken
-// while holding no Process.mu, and a Process.mu may be taken while holding Node.mu, never the
-// reverse. No lock is held across sending on a connection's queue being filled by another
-// goroutine only if that call cannot block: Conn.Send only queues, so it may be called under
-// Process.mu, but never under Node.mu; Connect is never called under any lock. Handler functions
-// of processes are called with no lock held.
+// One message never costs a connection: a message to a process that does not exist, one whose
+// term does not decode, and one that arrives at a full mailbox (Options.MailboxLimit,
+// MailboxBytes) are dropped alone, counted (ProcessStats) and logged; an exit or DOWN reason
+// that does not decode still takes effect, as ReasonUndecodable.
+//
+// Links, monitors and node monitors that cross a connection are kept per connection: when it
+// goes down they get noconnection (nodedown), and nothing set up over a newer connection to the
+// same node is touched. Node events (MonitorNodes, WatchNodes) are delivered in the order the
+// connections changed: an old connection's nodedown always comes before the next nodeup.
+//
+// Locking: Node.mu guards the process table, the name registry, the aliases, the per-connection
+// state and the node event queue; Process.mu guards one process's mailbox, links and monitors.
+// A Process.mu may be taken while holding Node.mu, never the reverse. Conn.Send only queues, so
+// it may be called under Process.mu, but it is never called under Node.mu; Connect is never
+// called under any lock. Handler functions of processes are called with no lock held, and so
+// are the deliveries of node events.
 package process
 
 import (
@@ -67,11 +78,14 @@ type Node struct {
 	pids atomic.Uint64
 	refs atomic.Uint64
 
-	mu      sync.Mutex
-	procs   map[pidKey]*Process
-	names   map[etf.Atom]*Process
-	aliases map[etf.Ref]*Process
-	peers   map[string]*peer
+	mu       sync.Mutex
+	procs    map[pidKey]*Process
+	names    map[etf.Atom]*Process
+	aliases  map[etf.Ref]*Process
+	peers    map[string]*peer     // the newest connection's state per node name
+	retired  map[*node.Conn]*peer // older connections' state, down but not yet reported
+	evq      []NodeEvent          // node events not yet delivered (drainEvents)
+	draining bool                 // a goroutine is delivering evq
 	// nodeWatchers get {nodeup, Node} and {nodedown, Node}.
 	nodeWatchers map[*Process]struct{}
 	subs         map[*subscription]struct{}
@@ -115,6 +129,7 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 		names:        map[etf.Atom]*Process{},
 		aliases:      map[etf.Ref]*Process{},
 		peers:        map[string]*peer{},
+		retired:      map[*node.Conn]*peer{},
 		nodeWatchers: map[*Process]struct{}{},
 		subs:         map[*subscription]struct{}{},
 		spawns:       map[etf.Ref]*pendingSpawn{},
@@ -199,7 +214,8 @@ type Stats struct {
 	MailboxFull uint64
 	// NoProcess counts messages to a pid, name or alias of this node that has no process.
 	NoProcess uint64
-	// Undecodable counts messages whose term did not decode.
+	// Undecodable counts messages whose term did not decode (dropped) and exit or DOWN reasons
+	// that did not (delivered as ReasonUndecodable).
 	Undecodable uint64
 }
 

@@ -41,6 +41,11 @@ func (n *Node) Send(to any, msg etf.Term) error { return n.send(n.sender.pid, to
 func (n *Node) send(from etf.Pid, to any, msg etf.Term) error {
 	switch d := to.(type) {
 	case *Process:
+		if d.n != n {
+			// A process of another node in this program: over the connection, like its
+			// pid, so that the order with messages sent to the pid is kept.
+			return n.send(from, d.pid, msg)
+		}
 		d.deliver(msg, 0)
 		return nil
 	case etf.Pid:

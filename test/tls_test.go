@@ -307,6 +307,12 @@ func TestTLSInteropHostile(t *testing.T) {
 			SetupTimeout: setup, TLS: tlsdist.Both(tlsSide(ca.Node(t, "go"), ca))})
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(g.Port()))
 		hello := clientHello(t)
+		// A first TLS connection of a BEAM node loads ssl (up to 1.5 s seen): do it before the siege,
+		// so the bounds below measure the siege only.
+		v, _ := erlPingWithin(t, p, g.Self())
+		require.Equal(t, "pong", v)
+		evalOK(t, p, fmt.Sprintf("erlang:disconnect_node('%s')", g.Self()))
+		poll(t, 5*time.Second, 10*time.Millisecond, func() bool { return g.ConnectedCount() == 0 })
 
 		type result struct {
 			after  time.Duration
@@ -364,7 +370,7 @@ func TestTLSInteropHostile(t *testing.T) {
 		poll(t, 5*time.Second, 5*time.Millisecond, func() bool { return connected.Load() == lorises+20 })
 		v, took := erlPingWithin(t, p, g.Self())
 		assert.Equal(t, "pong", v)
-		assert.Less(t, took, time.Second)
+		assert.Less(t, took, time.Second, "not held up by the siege (a loris is dropped only after %v)", setup)
 		evalOK(t, p, fmt.Sprintf("erlang:disconnect_node('%s')", g.Self()))
 		poll(t, 5*time.Second, 10*time.Millisecond, func() bool { return g.ConnectedCount() == 0 })
 		start := time.Now()

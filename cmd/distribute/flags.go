@@ -551,17 +551,24 @@ func (c *command) startClient(ctx context.Context, cf *clientFlags, args []strin
 	if len(targets) == 0 {
 		return nil, nil, nil, c.usageFail(errors.New("no NODE given")), true
 	}
+	n, log, code, done = c.startClientFor(ctx, cf, targets)
+	return n, targets, log, code, done
+}
+
+// startClientFor starts the short-lived node of a client-only command that will reach the
+// nodes peers (their names were taken from the command line already).
+func (c *command) startClientFor(ctx context.Context, cf *clientFlags, peers []string) (n *process.Node, log *slog.Logger, code int, done bool) {
 	log = newLogger(c.stderr, cf.verbose, slog.LevelWarn)
-	cfg, err := cf.clientConfig(c.fs, targets, log)
+	cfg, err := cf.clientConfig(c.fs, peers, log)
 	if err != nil {
-		return nil, nil, nil, c.fail(err), true
+		return nil, nil, c.fail(err), true
 	}
 	startCtx, cancel := context.WithTimeout(ctx, time.Duration(cf.timeout))
 	defer cancel()
 	if n, err = startNode(startCtx, cfg); err != nil {
-		return nil, nil, nil, c.fail(err), true
+		return nil, nil, c.fail(err), true
 	}
-	return n, targets, log, 0, false
+	return n, log, 0, false
 }
 
 // reachOne connects n to target and pings it, each step bounded by

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/internal/nodetest"
 	"github.com/distribute-go/distribute/node"
 	"github.com/distribute-go/distribute/process"
 )
@@ -41,24 +40,17 @@ func isolate(t *testing.T) string {
 	return home
 }
 
+// freePort is erltest.FreePort (outside the ephemeral range, never handed out twice).
 func freePort(t *testing.T) int { return erltest.FreePort(t) }
 
-func uniqueAlive(prefix string) string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return prefix + "-" + hex.EncodeToString(b[:])
-}
+// uniqueAlive is erltest.UniqueName.
+func uniqueAlive(prefix string) string { return erltest.UniqueName(prefix) }
 
-// startPeer starts an in-process node named prefix-<hex>@127.0.0.1 with the
-// embedded EPMD on epmdPort.
+// startPeer starts an in-process node named prefix_...@127.0.0.1 with the
+// embedded EPMD on epmdPort (nodetest.Start).
 func startPeer(t *testing.T, prefix string, epmdPort int, cookie string) *process.Node {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	n, err := process.Start(ctx, uniqueAlive(prefix)+"@127.0.0.1", cookie, &process.Options{Node: node.Options{EPMDPort: epmdPort}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = n.Stop() })
-	return n
+	return nodetest.Start(t, uniqueAlive(prefix)+"@127.0.0.1", cookie, node.Options{EPMDPort: epmdPort})
 }
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader at once.

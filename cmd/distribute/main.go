@@ -27,6 +27,7 @@ Usage: distribute COMMAND [flags] [arguments]
 Commands:
   ping     ping nodes: one line per node, "NODE pong" or "NODE pang REASON"
   health   connect to nodes and print the cluster health (table, or --json)
+  send     send a term (Erlang syntax) to a registered name on a node
   run      run a node until SIGINT/SIGTERM, with optional probes (/livez,
            /readyz, /health) and /metrics over HTTP
   names    list the names registered with an EPMD, like epmd -names
@@ -86,6 +87,7 @@ type commandFunc func(ctx context.Context, args []string, stdout, stderr io.Writ
 
 var commands = map[string]commandFunc{
 	"ping":   cmdPing,
+	"send":   cmdSend,
 	"health": cmdHealth,
 	"run":    cmdRun,
 	"names":  cmdNames,

@@ -502,8 +502,8 @@ func TestHealthCommand(t *testing.T) {
 	require.Len(t, lines, 4, stdout)
 	assert.Regexp(t, `^self distribute-[0-9a-f]+@127\.0\.0\.1 \(distributed\): 2 connected, 2 reachable, 0 unreachable$`, lines[0])
 	assert.Regexp(t, `^NODE +STATUS +RTT +ERROR$`, lines[1])
-	assert.Regexp(t, `^a-[0-9a-f]+@127\.0\.0\.1 +reachable +[0-9.]+ms +-$`, lines[2])
-	assert.Regexp(t, `^b-[0-9a-f]+@127\.0\.0\.1 +reachable +[0-9.]+ms +-$`, lines[3])
+	assert.Regexp(t, `^a_\w+@127\.0\.0\.1 +reachable +[0-9.]+ms +-$`, lines[2])
+	assert.Regexp(t, `^b_\w+@127\.0\.0\.1 +reachable +[0-9.]+ms +-$`, lines[3])
 }
 
 func TestNames(t *testing.T) {

@@ -15,12 +15,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/node"
 	"github.com/distribute-go/distribute/process"
 )
 
 const runUsage = `
-Usage: distribute run (--name NAME | --sname NAME) [--connect NODE]... [--http ADDR] [flags]
+Usage: distribute run (--name NAME | --sname NAME) [--connect NODE]... [--mailbox NAME]... [--http ADDR] [flags]
 
 Runs a hidden node until SIGINT or SIGTERM, then stops it cleanly (it
 unregisters from EPMD and closes its links) and exits 0. Once up it prints
@@ -31,8 +32,15 @@ one of:
   node NAME listening on port P (no EPMD: peers expected on port P)
 and, with --http:
   http listening on HOST:PORT
-Each --connect NODE is connected in the background; a failed or lost
-connection is retried every few seconds, with a log line on stderr.
+Each --connect NODE is connected in the background; a failed connection is
+retried after 1, 2, 4, then every 5 seconds, and a lost one at once (the
+node's own link-down event says so), with a log line on stderr.
+
+Each --mailbox NAME registers a process NAME on the node that prints every
+message it receives on stdout, one line per message: NAME, a space, and the
+message as Erlang term text, exactly as io_lib:format("~0tp", [Msg]) prints
+it (so Erlang's {NAME, Node} ! Msg and Elixir's send({NAME, Node}, msg)
+show up there).
 --name and --sname take erl's meanings: --name is a long name (alive alone
 gets this machine's fully qualified host, or 127.0.0.1 when every --connect
 node is on a loopback IP), --sname a short one (alive alone gets the host
@@ -82,7 +90,7 @@ start (or the HTTP server fails), 2 for a usage error.
 const (
 	connectRetryMin = time.Second
 	connectRetryMax = 5 * time.Second
-	connectRecheck  = 2 * time.Second // how often a connected peer's link is checked (no traffic)
+	connectRecheck  = 2 * time.Second // a Connect that returned nil but left no link (it dropped at once): try again after this
 )
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -92,6 +100,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var peers stringList
 	c.fs.Var(&peers, "connect", "a `NODE` to connect to, stay connected with and require for health (repeatable)")
 	httpAddr := c.fs.String("http", "", "serve /livez, /readyz, /health, /healthz and /metrics on `ADDR`: host:port, :port or port")
+	var mailboxes stringList
+	c.fs.Var(&mailboxes, "mailbox", "register a process `NAME` that prints each message it receives on stdout (repeatable)")
 	interval := secondsValue(5 * time.Second)
 	c.fs.Var(&interval, "health-interval", "time `BETWEEN` two background health checks: seconds, or a duration with a unit")
 	pos, code, done := c.parse(args)
@@ -103,6 +113,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if interval <= 0 {
 		return c.usageFail(fmt.Errorf("--health-interval must be positive"))
+	}
+	for i, mb := range mailboxes {
+		if err := validAtom(mb); err != nil {
+			return c.usageFail(fmt.Errorf("--mailbox %q: %v", mb, err))
+		}
+		if slices.Contains(mailboxes[:i], mb) {
+			return c.usageFail(fmt.Errorf("--mailbox %s given twice", mb))
+		}
+		if mb == "net_kernel" {
+			return c.usageFail(fmt.Errorf("--mailbox net_kernel: the name is the node's own"))
+		}
 	}
 	log := newLogger(stderr, rf.verbose, slog.LevelInfo)
 	cfg, err := rf.runConfig(c.fs, peers, log)
@@ -151,7 +172,14 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	chk.n = n
 	m.watchNode(n)
-	fmt.Fprintf(stdout, "node %s listening on port %d (%s)\n", n.Self(), n.Port(), epmdState(n, cfg.opts.EPMD))
+	out := &lockedWriter{w: stdout}
+	for _, mb := range mailboxes {
+		if err := startMailbox(n, mb, out); err != nil {
+			_ = n.Stop()
+			return c.fail(err)
+		}
+	}
+	out.printf("node %s listening on port %d (%s)\n", n.Self(), n.Port(), epmdState(n, cfg.opts.EPMD))
 
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -160,7 +188,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	serveErr := make(chan error, 1)
 	if ln != nil {
 		srv = newHTTPServer(n, m, chk, log)
-		fmt.Fprintf(stdout, "http listening on %s\n", ln.Addr())
+		out.printf("http listening on %s\n", ln.Addr())
 		go func() { serveErr <- srv.Serve(ln) }()
 	}
 	for _, p := range peers {
@@ -252,6 +280,18 @@ func keepConnected(ctx context.Context, n *process.Node, peer string, timeout ti
 			wait = delay
 			delay = min(2*delay, connectRetryMax)
 		}
+		if c := n.Conn(peer); err == nil && c != nil {
+			// Connected: wait for the link to go down (the node's own event), not a timer.
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.Done():
+				log.Warn("link lost; reconnecting", "peer", peer, "reason", c.Err())
+				chk.wake()
+				connected = false
+				continue
+			}
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -260,6 +300,32 @@ func keepConnected(ctx context.Context, n *process.Node, peer string, timeout ti
 		case <-t.C:
 		}
 	}
+}
+
+// lockedWriter serialises lines written by several goroutines (mailboxes, the start lines).
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, format, args...)
+}
+
+// startMailbox registers a process name on n that prints each message it receives on out,
+// as "NAME TERM" with TERM as ~0tp prints it. It runs on the delivering goroutine, so the
+// messages of one sender come out in their order.
+func startMailbox(n *process.Node, name string, out *lockedWriter) error {
+	p := n.SpawnHandler(func(_ *process.Process, m etf.Term) {
+		out.printf("%s %s\n", name, etf.Format(m))
+	})
+	if err := n.Register(etf.Atom(name), p); err != nil {
+		p.Exit(etf.Atom("normal"))
+		return fmt.Errorf("--mailbox %s: %w", name, err)
+	}
+	return nil
 }
 
 // newHTTPServer serves the probes and /metrics for n.
