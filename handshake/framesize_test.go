@@ -92,8 +92,7 @@ func TestInitiateTLSAlert(t *testing.T) {
 	assert.Less(t, o.dur, time.Second)
 }
 
-// TestTLSRecordOnlyFirst: the check applies to the first frame only, and
-// IsTLSRecord is exact about its bytes.
+// TestIsTLSRecord: IsTLSRecord is exact about its bytes.
 func TestIsTLSRecord(t *testing.T) {
 	for _, b := range [][]byte{{0x16, 0x03}, {0x15, 0x03, 0x03}, {0x14, 0x03}, {0x17, 0x03}} {
 		assert.True(t, IsTLSRecord(b), "% x", b)
