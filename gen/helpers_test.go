@@ -19,19 +19,12 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const testCookie = "gentestcookie"
 
-// runtime stands for erltest.Runtime until ForEachRuntime lands; then forEachRuntime becomes
-// erltest.ForEachRuntime and erlOpts sets ErlOptions.Runtime.
-type runtime struct{}
+type runtime = erltest.Runtime
 
-func forEachRuntime(t *testing.T, f func(t *testing.T, rt *runtime)) {
-	t.Run("OTP-host", func(t *testing.T) {
-		t.Parallel()
-		f(t, nil)
-	})
-}
+func forEachRuntime(t *testing.T, f func(t *testing.T, rt *runtime)) { erltest.ForEachRuntime(t, f) }
 
-func erlOpts(_ *runtime, epmdPort int) erltest.ErlOptions {
-	return erltest.ErlOptions{EPMDPort: epmdPort, Cookie: testCookie, Control: true}
+func erlOpts(rt *runtime, epmdPort int) erltest.ErlOptions {
+	return erltest.ErlOptions{Runtime: rt, EPMDPort: epmdPort, Cookie: testCookie, Control: true}
 }
 
 // env is one test's private EPMD, a Go node and an erl node driven by Eval.

@@ -100,6 +100,10 @@ type Options struct {
 	// fragments of one message together); a larger one is read through
 	// without being held and skipped, and the link stays. 0 means 64 MiB.
 	MaxMessageSize int
+	// PeerAddrs maps a peer's node name to the host:port of its distribution
+	// listener, dialled directly without asking an EPMD (like erl_call's
+	// -address). Other peers are looked up as EPMD says.
+	PeerAddrs map[string]string
 	// Resolver looks up peer hosts (for the EPMD query and the dial); nil
 	// means net.DefaultResolver.
 	Resolver *net.Resolver
@@ -600,7 +604,18 @@ func (n *Node) Disconnect(peer string) bool {
 func (n *Node) dialPeer(ctx context.Context, peer string) (net.Conn, error) {
 	alive, host := splitName(peer)
 	port := n.opts.ListenPort
-	if n.opts.EPMD != EPMDNone {
+	if addr, ok := n.opts.PeerAddrs[peer]; ok {
+		h, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("address of %s: %w", peer, err)
+		}
+		if host, port, err = h, 0, nil; p != "" {
+			port, err = strconv.Atoi(p)
+		}
+		if err != nil || port <= 0 || port > 65535 {
+			return nil, fmt.Errorf("address of %s: bad port %q", peer, p)
+		}
+	} else if n.opts.EPMD != EPMDNone {
 		c := epmd.Client{Port: n.epmdPort, Dialer: &net.Dialer{Resolver: n.opts.Resolver}}
 		info, err := c.PortPlease(ctx, host, alive)
 		if err != nil {
@@ -616,7 +631,7 @@ func (n *Node) dialPeer(ctx context.Context, peer string) (net.Conn, error) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return n.tlsClient(ctx, conn, host)
+	return n.tlsClient(ctx, conn, peer)
 }
 
 func (n *Node) acceptLoop() {

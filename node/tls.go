@@ -60,12 +60,15 @@ func (c *countConn) Read(b []byte) (int, error) {
 	return k, err
 }
 
-// tlsClient runs the TLS handshake on a dialled connection to a node on
-// host (plain: conn as is). On failure it closes conn.
-func (n *Node) tlsClient(ctx context.Context, conn net.Conn, host string) (net.Conn, error) {
+// tlsClient runs the TLS handshake on a connection dialled to the node
+// peer (plain: conn as is). SNI and the certificate's name check use the
+// host part of peer's name, as BEAM's, also when Options.PeerAddrs gave
+// another address. On failure it closes conn.
+func (n *Node) tlsClient(ctx context.Context, conn net.Conn, peer string) (net.Conn, error) {
 	if n.tls == nil {
 		return conn, nil
 	}
+	_, host := splitName(peer)
 	cc := &countConn{Conn: conn}
 	cfg := n.tls.Client(host)
 	asked := false // the server asked for a certificate we do not have

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/node"
 )
 
@@ -136,6 +137,10 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 	}
 	no := o.Node
 	no.Handler = (*handler)(n)
+	// The process layer speaks spawn_request both ways (SpawnRequest; requests it does not
+	// serve get an error reply at once), so it advertises SPAWN: OTP 23+ peers then take
+	// erpc calls from us, and their rpc:call of us gets an answer rather than a fallback.
+	no.Flags |= handshake.FlagSpawn
 	ln, err := node.Start(ctx, name, cookie, &no)
 	if err != nil {
 		return nil, err

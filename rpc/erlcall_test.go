@@ -3,7 +3,6 @@ package rpc_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,38 +14,18 @@ import (
 	"github.com/distribute-go/distribute/internal/erltest"
 )
 
-// erlCallPath is the host's erl_call (OTP installs it under erl_interface and links it into
-// bin).
-func erlCallPath(t *testing.T) string {
-	t.Helper()
-	erltest.RequireErl(t)
-	for _, p := range []string{"/usr/lib/erlang/bin/erl_call"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("erl_call"); err == nil {
-		return p
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("erl_call is required when CI=true")
-	}
-	t.Skip("erl_call not installed")
-	return ""
-}
-
 // TestErlCall: the real erl_call -a (and -fetch_stdout) against our node, through rex's C-node
 // form.
 func TestErlCall(t *testing.T) {
 	forEachRuntime(t, func(t *testing.T, rt *runtime) {
-		bin := erlCallPath(t)
+		rt.RequireProgram(t, "erl_call")
 		port := erltest.FreePort(t)
 		erltest.StartEPMD(t, port)
 		g, alive := startGo(t, port, testRegistry())
 		run := func(args ...string) (string, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, append([]string{"-sname", alive + "@localhost", "-c", testCookie, "-timeout", "20"}, args...)...)
+			cmd := rt.Command(ctx, "erl_call", append([]string{"-sname", alive + "@localhost", "-c", testCookie, "-timeout", "20"}, args...)...)
 			cmd.Env = append(os.Environ(), "ERL_EPMD_PORT="+strconv.Itoa(port))
 			out, err := cmd.CombinedOutput()
 			return strings.ReplaceAll(string(out), testCookie, "<redacted>"), err

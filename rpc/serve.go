@@ -14,8 +14,8 @@ import (
 	"github.com/distribute-go/distribute/process"
 )
 
-// Func is a Go function BEAM can call. It gets the call's arguments and returns the value, or an
-// error: an *Exception raises its class in the caller (Throw, Exit, Error); any other error is
+// Func is a Go function BEAM can call. It gets the call's arguments and returns the value (a nil
+// value returns ok), or an error: an *Exception raises its class in the caller (Throw, Exit, Error); any other error is
 // raised as error:{go_error, <<Message>>}, and a panic, recovered, as error:{go_panic,
 // <<Message>>}, both with the stacktrace [{Module, Function, Arity, []}]. ctx ends when the call's
 // process is ended (an exit signal from the caller, the node stopping); Info(ctx) describes the

@@ -261,12 +261,18 @@ type nodeConfig struct {
 	name   string
 	cookie string
 	opts   node.Options
+	// process, if set, adds to the process layer's options (run serves rpc through it).
+	process func(*process.Options)
 }
 
 // startNode starts the command's node. It is the one place where the CLI
 // makes a node.
 func startNode(ctx context.Context, cfg *nodeConfig) (*process.Node, error) {
-	return process.Start(ctx, cfg.name, cfg.cookie, &process.Options{Node: cfg.opts})
+	po := process.Options{Node: cfg.opts}
+	if cfg.process != nil {
+		cfg.process(&po)
+	}
+	return process.Start(ctx, cfg.name, cfg.cookie, &po)
 }
 
 // resolve checks the shared flags and works out the node's name, cookie

@@ -28,6 +28,8 @@ Commands:
   ping     ping nodes: one line per node, "NODE pong" or "NODE pang REASON"
   health   connect to nodes and print the cluster health (table, or --json)
   send     send a term (Erlang syntax) to a registered name on a node
+  call     call MODULE:FUNCTION(ARGS) on a node and print the value (erl_call -a)
+  eval     evaluate Erlang expressions on a node and print the value (erl_call -e)
   run      run a node until SIGINT/SIGTERM, with optional probes (/livez,
            /readyz, /health) and /metrics over HTTP
   names    list the names registered with an EPMD, like epmd -names
@@ -88,6 +90,8 @@ type commandFunc func(ctx context.Context, args []string, stdout, stderr io.Writ
 var commands = map[string]commandFunc{
 	"ping":   cmdPing,
 	"send":   cmdSend,
+	"call":   cmdCall,
+	"eval":   cmdEval,
 	"health": cmdHealth,
 	"run":    cmdRun,
 	"names":  cmdNames,

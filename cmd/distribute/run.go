@@ -16,8 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/health"
 	"github.com/distribute-go/distribute/node"
 	"github.com/distribute-go/distribute/process"
+	"github.com/distribute-go/distribute/rpc"
 )
 
 const runUsage = `
@@ -46,6 +48,16 @@ gets this machine's fully qualified host, or 127.0.0.1 when every --connect
 node is on a loopback IP), --sname a short one (alive alone gets the host
 name up to its first dot). The --connect nodes must all be of this node's
 style; anything else is a usage error.
+
+The node serves calls from BEAM: erpc:call, rpc:call, erpc:multicall,
+rpc:multicall and erl_call -a reach its built-in module distribute:
+  distribute:health()   the health view, a map with self_node,
+                        is_distributed, connected_nodes, connected_count,
+                        reachable_nodes, unreachable_nodes and details
+                        (checked when called, each ping bounded by --timeout)
+  distribute:nodes()    the connected nodes
+  distribute:version()  this program's version, a binary
+Any other function is error:undef to the caller, as on a BEAM node.
 
 Health runs in the background: at start, every --health-interval, and soon
 after each link goes up or down, this node pings every connected node at
@@ -164,6 +176,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	// chk is set before the node starts, so OnEvent never sees it nil.
 	chk = newChecker(nil, peers, timeout, time.Duration(interval), m)
+	// The node serves erpc, rpc, multicall and erl_call (rex) for the built-in distribute module.
+	reg := rpc.NewRegistry()
+	rpc.RegisterDistribute(reg, rpc.Distribute{Version: versionString(), Health: func(ctx context.Context) (rpc.HealthView, error) {
+		return healthView(ctx, chk.n, timeout)
+	}})
+	cfg.process = reg.Configure
 	startCtx, cancel := context.WithTimeout(ctx, timeout)
 	n, err := startNode(startCtx, cfg)
 	cancel()
@@ -172,6 +190,10 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	chk.n = n
 	m.watchNode(n)
+	if _, err := reg.ServeRex(n); err != nil {
+		_ = n.Stop()
+		return c.fail(fmt.Errorf("rex: %w", err))
+	}
 	out := &lockedWriter{w: stdout}
 	for _, mb := range mailboxes {
 		if err := startMailbox(n, mb, out); err != nil {
@@ -356,4 +378,21 @@ func newHTTPServer(n *process.Node, m *metrics, chk *checker, log *slog.Logger) 
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+}
+
+// healthView runs a health check for distribute:health() and returns it in the rpc package's
+// terms.
+func healthView(ctx context.Context, n *process.Node, timeout time.Duration) (rpc.HealthView, error) {
+	h, err := health.Check(ctx, n, &health.Options{PingTimeout: timeout})
+	if err != nil {
+		return rpc.HealthView{}, err
+	}
+	v := rpc.HealthView{
+		SelfNode: h.SelfNode, IsDistributed: h.IsDistributed, ConnectedNodes: h.ConnectedNodes,
+		ConnectedCount: h.ConnectedCount, ReachableNodes: h.ReachableNodes, UnreachableNodes: h.UnreachableNodes,
+	}
+	for _, d := range h.Details {
+		v.Details = append(v.Details, rpc.NodeHealth{Node: d.Node, Reachable: d.Reachable, RTTSeconds: d.RTTSeconds, Error: d.Error})
+	}
+	return v, nil
 }

@@ -126,6 +126,16 @@ func TestTLSRunJoinsBEAM(t *testing.T) {
 		v, err = erl.Eval("timer:sleep(200), net_adm:ping('"+name+"')", 10*time.Second)
 		require.NoError(t, err)
 		assert.Equal(t, "pong", v, "BEAM dials the run node over TLS")
+
+		// call and eval take the same flags.
+		stdout, stderr, code := runCmd(t, "call", "--cookie", testCookie, "--epmd-port", itoa(erl.Port()),
+			"--ssl-dist-optfile", conf, erl.Node(), "erlang", "node")
+		assert.Equal(t, 0, code, stderr)
+		assert.Equal(t, "'"+erl.Node()+"'\n", stdout)
+		stdout, stderr, code = runCmd(t, "eval", "--cookie", testCookie, "--epmd-port", itoa(erl.Port()),
+			"--ssl-dist-optfile", conf, erl.Node(), "1 + 2.")
+		assert.Equal(t, 0, code, stderr)
+		assert.Equal(t, "3\n", stdout)
 	})
 }
 
