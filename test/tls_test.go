@@ -81,7 +81,8 @@ func TestTLSInteropPing(t *testing.T) {
 		// Go dials; BEAM's ping then runs over that connection (net_kernel's is_auth call, answered by
 		// the Go node), so traffic flows both ways inside TLS.
 		require.NoError(t, g.Connect(ctx, p.Node()))
-		assert.True(t, erlHas(t, p, "hidden", g.Self()))
+		// BEAM lists the node once its side of the handshake is done, a moment after ours.
+		poll(t, 5*time.Second, 10*time.Millisecond, func() bool { return erlHas(t, p, "hidden", g.Self()) })
 		v, _ := erlPingWithin(t, p, g.Self())
 		assert.Equal(t, "pong", v)
 		// The BEAM side runs this link over TLS.
