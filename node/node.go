@@ -35,6 +35,7 @@ import (
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/internal/lograte"
+	"github.com/distribute-go/distribute/tlsdist"
 )
 
 // EPMDMode says how a node finds the port mapper daemon.
@@ -135,6 +136,9 @@ type Options struct {
 	// Flags are advertised in the handshake on top of handshake.DefaultFlags
 	// (for example handshake.FlagSpawn when spawn requests are served).
 	Flags handshake.Flags
+	// TLS, if set, runs every distribution connection over TLS, like
+	// erl -proto_dist inet_tls (see tls.go); nil means plain TCP.
+	TLS *tlsdist.Config
 }
 
 // EventKind names what happened.
@@ -183,7 +187,8 @@ type Node struct {
 	hs       handshake.Config
 	creation uint32
 	epmdPort int
-	port     int // distribution listen port
+	port     int           // distribution listen port
+	tls      *tlsdist.Dist // nil: plain distribution
 
 	ln     net.Listener
 	ctx    context.Context
@@ -285,7 +290,12 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	tlsd, err := buildTLS(o.TLS)
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{
+		tls:      tlsd,
 		name:     name,
 		long:     IsLongName(name),
 		opts:     o,
@@ -330,6 +340,7 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 		Creation:    n.creation,
 		Timeout:     o.SetupTimeout,
 		StillWanted: n.stillDialing,
+		FrameSize:   n.frameSize(),
 	}
 	n.startEvents()
 	n.wg.Add(2)
@@ -614,7 +625,7 @@ func (n *Node) dialPeer(ctx context.Context, peer string) (net.Conn, error) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return conn, nil
+	return n.tlsClient(ctx, conn, peer)
 }
 
 func (n *Node) acceptLoop() {
