@@ -62,6 +62,11 @@ type Options struct {
 	// MailboxBytes bounds the encoded size of the messages one mailbox holds, counted as they
 	// arrived on the wire (local sends count 0). 0 means DefaultMailboxBytes.
 	MailboxBytes int
+	// NoSpawn leaves the SPAWN capability out of the handshake. By default the node
+	// advertises it (it speaks spawn_request both ways: SpawnRequest, and an answer to every
+	// request it gets), so OTP 23+ peers take erpc calls from it; with NoSpawn, peers neither
+	// send it spawn requests nor take them from it, and the rpc package falls back to rex.
+	NoSpawn bool
 	// Spawn, if set, serves SPAWN_REQUEST from peers (erpc and spawn_request); nil answers
 	// every request with the error notsup. The rpc package sets it.
 	Spawn SpawnFunc
@@ -141,7 +146,9 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 	// The process layer speaks spawn_request both ways (SpawnRequest; requests it does not
 	// serve get an error reply at once), so it advertises SPAWN: OTP 23+ peers then take
 	// erpc calls from us, and their rpc:call of us gets an answer rather than a fallback.
-	no.Flags |= handshake.FlagSpawn
+	if !o.NoSpawn {
+		no.Flags |= handshake.FlagSpawn
+	}
 	ln, err := node.Start(ctx, name, cookie, &no)
 	if err != nil {
 		return nil, err
