@@ -220,6 +220,10 @@ func (n *Node) AcceptSpawn(c *node.Conn, req control.SpawnRequest) *Process {
 	return q
 }
 
+// ServesSpawn reports whether the node serves spawn requests (Options.Spawn is set); without it
+// every request is refused with notsup.
+func (n *Node) ServesSpawn() bool { return n.opts.Spawn != nil }
+
 // RefuseSpawn answers a SPAWN_REQUEST with an error reason such as badarg or notsup.
 func (n *Node) RefuseSpawn(c *node.Conn, req control.SpawnRequest, reason etf.Atom) {
 	_ = c.Send(control.SpawnReply{ReqID: req.ReqID, To: req.From, Result: reason}, nil)

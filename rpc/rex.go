@@ -62,9 +62,10 @@ func (r *Registry) rex(n *process.Node, rex *process.Process, m etf.Term) {
 			return
 		}
 		if t[1] == etf.Atom("features_request") {
-			// erpc only where spawn_request was negotiated with the asking node.
+			// erpc only where spawn_request was negotiated with the asking node and this node
+			// serves spawn requests (Registry.Configure).
 			features := etf.List{}
-			if c := n.Conn(string(pid.Node)); c != nil && c.Flags()&handshake.FlagSpawn != 0 {
+			if c := n.Conn(string(pid.Node)); c != nil && c.Flags()&handshake.FlagSpawn != 0 && n.ServesSpawn() {
 				features = etf.List{atomErpc}
 			}
 			_ = rex.Send(pid, etf.Tuple{etf.Atom("features_reply"), etf.Atom(n.Self()), features})

@@ -226,9 +226,9 @@ func TestDistributeModule(t *testing.T) {
 	})
 }
 
-// TestRexWithoutSpawn: a node that serves rex but does not advertise SPAWN: rex still answers
-// (features_reply without erpc), and OTP 25+ rpc:call, which never falls back to rex, says
-// notsup.
+// TestRexWithoutSpawn: a node that serves rex but not spawn requests (no Registry.Configure):
+// rex still answers (features_reply without erpc), and OTP 25+ rpc:call, which never falls back
+// to rex, says notsup (the node refuses the erpc spawn with notsup).
 func TestRexWithoutSpawn(t *testing.T) {
 	forEachRuntime(t, func(t *testing.T, rt *runtime) {
 		port := erltest.FreePort(t)

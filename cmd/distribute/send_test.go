@@ -88,7 +88,9 @@ func TestRunMailbox(t *testing.T) {
 		}
 		if rt.Elixir != "" {
 			erltest.ElixirEval(t, erltest.ErlOptions{Runtime: rt, Name: uniqueAlive("ex"), Cookie: testCookie, EPMDPort: ep},
-				`send({:inbox, :"`+name+`"}, {:from_elixir, "bin"}); :timer.sleep(200)`)
+				// Connect first, and ping after the send: a message queued while the connection
+				// is still being set up would be lost if the VM halted first.
+				`n = :"`+name+`"; true = Node.connect(n); send({:inbox, n}, {:from_elixir, "bin"}); :pong = Node.ping(n)`)
 			assert.Equal(t, `inbox {from_elixir,<<"bin">>}`, b.waitLine(t, "inbox {from_elixir"))
 		}
 	})
