@@ -147,3 +147,29 @@ func testHiddenNodeDiscovers(t *testing.T, rt *erltest.Runtime) {
 	erl.eval(t, `pg:join(other, h, get(q))`)
 	members(t, other, etf.Atom("h"), p.Pid(), q)
 }
+
+// TestBEAMScopeRestart: BEAM's scope process is killed and restarted by kernel's supervisor:
+// the Go scope drops the old one's members (its monitor fires) and the new one, which
+// discovers the Go node at start, learns the Go members again.
+func TestBEAMScopeRestart(t *testing.T) { erltest.ForEachRuntime(t, testBEAMScopeRestart) }
+
+func testBEAMScopeRestart(t *testing.T, rt *erltest.Runtime) {
+	port := erltest.FreePort(t)
+	rt.StartEPMD(t, port)
+	erl := startErl(t, rt, port)
+	g := startGo(t, port, true)
+	s := startScope(t, g, pg.DefaultScope, nil)
+	require.NoError(t, g.Connect(ctxFor(t, wait), erl.Node()))
+	erl.learnShell(t, g)
+	p := g.Spawn()
+	require.NoError(t, s.Join(etf.Atom("svc"), p.Pid()))
+	erl.give(t, g, "p", p.Pid())
+	q := erl.spawnErl(t, g, "q")
+	erl.eval(t, `pg:join(svc, get(q))`)
+	members(t, s, etf.Atom("svc"), p.Pid(), q)
+	erl.eventually(t, "true", `lists:sort(pg:get_members(svc)) =:= lists:sort([get(p), get(q)])`)
+
+	erl.eval(t, `Old = whereis(pg), exit(Old, kill), ok`)
+	members(t, s, etf.Atom("svc"), p.Pid())
+	erl.eventually(t, "true", `pg:get_members(svc) =:= [get(p)]`)
+}
