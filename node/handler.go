@@ -39,6 +39,11 @@ func (c *Conn) Peer() string { return c.l.peer }
 // Flags returns the distribution flags both sides agreed on (the AND of both sides' flags).
 func (c *Conn) Flags() handshake.Flags { return c.l.flags }
 
+// Visible reports whether the connection is visible: both sides are published (a BEAM node,
+// or a node with Options.Visible), so each lists the other in nodes(). A hidden connection
+// appears in nodes(hidden) only.
+func (c *Conn) Visible() bool { return c.l.flags&handshake.FlagPublished != 0 }
+
 // PeerCreation returns the peer's creation, the incarnation its pids and references carry.
 func (c *Conn) PeerCreation() uint32 { return c.l.peerCreation }
 

@@ -5,8 +5,10 @@
 // nodes, connected_count, self_node, is_distributed) in Go's idiom: every
 // network call takes a context.Context and returns typed errors.
 //
-// A node is hidden, like erl_interface and jinterface nodes: it appears in
-// a BEAM node's nodes(hidden), not in nodes().
+// A node is hidden by default, like erl_interface and jinterface nodes: it
+// appears in a BEAM node's nodes(hidden), not in nodes(). With
+// Options.Visible it is published, as a BEAM node is: it appears in nodes()
+// and net_kernel:monitor_nodes(true) reports it.
 //
 // The node is the link layer only: listener, connection attempts, links,
 // ticks and node events. It hands every control message that arrives to
@@ -139,6 +141,21 @@ type Options struct {
 	// TLS, if set, runs every distribution connection over TLS, like
 	// erl -proto_dist inet_tls (see tls.go); nil means plain TCP.
 	TLS *tlsdist.Config
+	// Visible makes the node published (it advertises
+	// handshake.FlagPublished): a BEAM peer lists it in nodes(), reports it
+	// to net_kernel:monitor_nodes(true), and its rex, global and pg talk to
+	// it as to a BEAM node (see the rpc, global and pg packages). false,
+	// the default, is a hidden node. A connection is visible only when both
+	// sides are published (Conn.Visible).
+	Visible bool
+}
+
+// visibleFlag is FlagPublished for a visible node.
+func visibleFlag(visible bool) handshake.Flags {
+	if visible {
+		return handshake.FlagPublished
+	}
+	return 0
 }
 
 // EventKind names what happened.
@@ -337,7 +354,7 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 	n.hs = handshake.Config{
 		Name:        name,
 		Cookie:      cookie,
-		Flags:       handshake.DefaultFlags | o.Flags,
+		Flags:       handshake.DefaultFlags | o.Flags | visibleFlag(o.Visible),
 		Creation:    n.creation,
 		Timeout:     o.SetupTimeout,
 		StillWanted: n.stillDialing,

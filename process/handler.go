@@ -41,9 +41,9 @@ func (h *handler) HandleMessage(c *node.Conn, m control.Message, p control.Paylo
 	case control.SendSenderTT:
 		n.deliverTo(n.lookup(m.To), p, "pid", m.To)
 	case control.RegSend:
-		n.deliverTo(n.byName(m.To), p, "name", m.To)
+		n.regSend(c, m.To, p)
 	case control.RegSendTT:
-		n.deliverTo(n.byName(m.To), p, "name", m.To)
+		n.regSend(c, m.To, p)
 	case control.AliasSend:
 		n.deliverTo(n.aliasTarget(m.Alias), p, "alias", m.Alias)
 	case control.AliasSendTT:

@@ -2,7 +2,9 @@
 // node, mailboxes, registered names, aliases, links and monitors, with BEAM's semantics, on top
 // of the link layer in package node. It routes the control messages that arrive on the node's
 // connections to processes, and it runs the node's built-in net_kernel, so BEAM's net_adm:ping
-// of the node is pong and Ping is a call to a peer's net_kernel.
+// of the node is pong and Ping is a call to a peer's net_kernel. While no process is registered
+// as rex, it answers the {Pid, features_request} BEAM's rex sends a visible node on connect, as
+// rex would.
 //
 // A process costs about 260 bytes and no goroutine (TestIdleProcessMemory): a mailbox that
 // Receive reads, or a handler function that runs on the goroutine that delivers each message

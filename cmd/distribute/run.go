@@ -23,11 +23,19 @@ import (
 )
 
 const runUsage = `
-Usage: distribute run (--name NAME | --sname NAME) [--connect NODE]... [--mailbox NAME]... [--http ADDR] [flags]
+Usage: distribute run (--name NAME | --sname NAME) [--connect NODE]... [--mailbox NAME]... [--visible] [--http ADDR] [flags]
 
-Runs a hidden node until SIGINT or SIGTERM, then stops it cleanly (it
-unregisters from EPMD and closes its links) and exits 0. Once up it prints
-one of:
+Runs a node until SIGINT or SIGTERM, then stops it cleanly (it unregisters
+from EPMD and closes its links) and exits 0. The node is hidden, like
+erl_call or a jinterface node: BEAM lists it in nodes(hidden), not in
+nodes(), and its global and pg never see it. With --visible it is published,
+as a BEAM node is: it shows in nodes() of its peers, net_kernel:monitor_nodes
+reports it, and BEAM's rex, global and pg talk to it. This command answers
+rex but takes part in neither global nor pg, so global:sync() on a BEAM peer
+waits for it. Use --visible for a node that must be seen as a cluster member
+(a health loop that pings nodes()); stay hidden for a sidecar that only
+probes. The other commands (ping, send, health) are always hidden. Once up
+it prints one of:
   node NAME listening on port P (embedded EPMD started on port E)
   node NAME listening on port P (existing EPMD on port E used)
   node NAME listening on port P (external EPMD on port E)
@@ -114,6 +122,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	httpAddr := c.fs.String("http", "", "serve /livez, /readyz, /health, /healthz and /metrics on `ADDR`: host:port, :port or port")
 	var mailboxes stringList
 	c.fs.Var(&mailboxes, "mailbox", "register a process `NAME` that prints each message it receives on stdout (repeatable)")
+	visible := c.fs.Bool("visible", false, "publish the node: BEAM peers list it in nodes() and monitor_nodes reports it (default hidden)")
 	interval := secondsValue(5 * time.Second)
 	c.fs.Var(&interval, "health-interval", "time `BETWEEN` two background health checks: seconds, or a duration with a unit")
 	pos, code, done := c.parse(args)
@@ -142,6 +151,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return c.fail(err)
 	}
+	cfg.opts.Visible = *visible
 	if slices.Contains(peers, cfg.name) {
 		return c.usageFail(fmt.Errorf("--connect %s is this node itself", cfg.name))
 	}
