@@ -39,7 +39,13 @@ type link struct {
 	headers      bool            // FRAGMENTS negotiated: we send "131 68 0" frames
 	pub          *Conn           // what the Handler sees
 	raw          syscall.RawConn // nil when conn has no file descriptor (then the reader never writes)
-	h            Handler
+	// The reader goroutine's own write (flushFromReader, rawWrite): the buffer, bytes written
+	// so far, the error.
+	rbuf    []byte
+	rk      int
+	rerr    error
+	rawFunc func(uintptr) bool
+	h       Handler
 
 	read    atomic.Bool  // something was read since the last tick check
 	written atomic.Int64 // bytes written so far
@@ -82,6 +88,7 @@ func newLink(n *Node, conn net.Conn, res *handshake.Result) *link {
 	if sc, ok := conn.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			l.raw = raw
+			l.rawFunc = l.rawWrite
 		}
 	}
 	return l
@@ -282,26 +289,12 @@ func (l *link) flushFromReader() {
 	// One non-blocking write: the reader must never wait for the peer to read (the peer may
 	// be waiting for us to read). What does not fit goes back to the front of the queue for
 	// the writer goroutine.
-	k := 0
-	var werr error
-	if err := l.raw.Write(func(fd uintptr) bool {
-		for k < len(buf) {
-			w, err := syscall.Write(int(fd), buf[k:])
-			if err == syscall.EINTR {
-				continue
-			}
-			if err != nil {
-				if err != syscall.EAGAIN {
-					werr = err
-				}
-				break
-			}
-			k += w
-		}
-		return true
-	}); err != nil && werr == nil {
-		werr = err
+	l.rbuf, l.rk, l.rerr = buf, 0, nil
+	if err := l.raw.Write(l.rawFunc); err != nil && l.rerr == nil {
+		l.rerr = err
 	}
+	k, werr := l.rk, l.rerr
+	l.rbuf = nil
 	if werr != nil {
 		l.close(fmt.Errorf("write: %w", werr))
 		return
@@ -322,6 +315,25 @@ func (l *link) flushFromReader() {
 		default:
 		}
 	}
+}
+
+// rawWrite is the reader's non-blocking write of rbuf (see flushFromReader): it writes what
+// the socket takes and never waits. A method value made once, so the write allocates nothing.
+func (l *link) rawWrite(fd uintptr) bool {
+	for l.rk < len(l.rbuf) {
+		w, err := syscall.Write(int(fd), l.rbuf[l.rk:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			if err != syscall.EAGAIN {
+				l.rerr = err
+			}
+			break
+		}
+		l.rk += w
+	}
+	return true
 }
 
 // frameBuffered reports whether r holds a whole next frame, so reading it will not block.
