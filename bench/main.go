@@ -22,7 +22,9 @@
 // Flags: -quick (fewer iterations), -o FILE (also write the table as
 // Markdown), -run REGEXP (only the measurements whose id matches, e.g.
 // 'ping/'), -cpuprofile FILE (a CPU profile of the measurement phase;
-// combine with -run 'ping/ours|throughput/ours' to profile our ping path).
+// combine with -run 'ping/ours|throughput/ours' to profile our ping path),
+// -memprofile FILE (an allocation profile of the whole run, every
+// allocation sampled).
 package main
 
 import (
@@ -33,6 +35,8 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -48,6 +52,7 @@ func realMain() int {
 	run := fs.String("run", "", "only run the measurements whose id matches this `regexp` (ids: -list)")
 	list := fs.Bool("list", false, "list the measurement ids and exit")
 	cpu := fs.String("cpuprofile", "", "write a CPU profile of the measurement phase to this `file`")
+	mem := fs.String("memprofile", "", "write an allocation profile (every allocation sampled) to this `file` at the end")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -62,6 +67,15 @@ func realMain() int {
 	}
 	cfg := configFor(*quick)
 	cfg.cpuprofile = *cpu
+	if *mem != "" {
+		runtime.MemProfileRate = 1
+		defer func() {
+			if f, err := os.Create(*mem); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}()
+	}
 	if *run != "" {
 		re, err := regexp.Compile(*run)
 		if err != nil {
