@@ -129,7 +129,7 @@ var errSync = errors.New("sink count does not match the messages sent")
 func (b *bench) msgBEAM(ctx context.Context, to string, k int) *result {
 	m := b.cfg.msgs / k
 	groups := []group{b.driverG()}
-	if to == b.beamName() {
+	if b.beam != nil && to == b.beamName() {
 		groups = append(groups, b.beamG())
 	}
 	cmd := func(m int) string { return fmt.Sprintf("{send,{%s,'%s'},%d,%d}", sinkName, to, k, m) }
@@ -301,7 +301,7 @@ func (b *bench) msgErgo(ctx context.Context, k int) *result {
 // process (ergo's node is in this process).
 func (b *bench) callBEAM(ctx context.Context, to string, extra []group) *result {
 	groups := append([]group{b.driverG()}, extra...)
-	if to == b.beamName() {
+	if b.beam != nil && to == b.beamName() {
 		groups = append(groups, b.beamG())
 	}
 	var v []int64
