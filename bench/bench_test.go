@@ -116,3 +116,21 @@ func TestFmtCount(t *testing.T) {
 	assert.Equal(t, "100", fmtCount(100))
 	assert.Equal(t, "10,000", fmtCount(10000))
 }
+
+// TestCPUColumn: CPU per operation from two snapshots, and how the column
+// reads with and without this process's part.
+func TestCPUColumn(t *testing.T) {
+	a := usage{cpu: time.Second, ok: true, peers: []time.Duration{10 * time.Second, 0}}
+	b := usage{cpu: 3 * time.Second, ok: true, peers: []time.Duration{11 * time.Second, 50 * time.Millisecond}}
+	parts := cpuPer(a, b, 1000, group{name: "the BEAM target", pids: []int{1}, abbr: "BEAM B"}, group{name: "D", pids: []int{2}})
+	require.Len(t, parts, 3)
+	assert.Equal(t, "Go 2.00 ms, BEAM B 1.00 ms, D n/a", cpuText(parts, true))
+	assert.Equal(t, "BEAM B 1.00 ms, D n/a", cpuText(parts, false))
+	us, ok := cpuOf(parts, "BEAM B")
+	assert.True(t, ok)
+	assert.InDelta(t, 1000, us, 1e-9)
+	_, ok = cpuOf(parts, "D")
+	assert.False(t, ok, "50 ms of ticks is too few to report")
+	assert.False(t, goInRow("BEAM->BEAM, 1 sender"))
+	assert.True(t, goInRow("BEAM->ours, 1 sender"))
+}

@@ -126,7 +126,7 @@ func (b *bench) report() *report {
 			noted[id] = true
 			r.notes = append(r.notes, fmt.Sprintf("%s %s: %s.", section, label, res.note))
 		}
-		row := tableRow{section: section, label: label, value: latText(res, pctl), cpu: cpuText(res.cpu)}
+		row := tableRow{section: section, label: label, value: latText(res, pctl), cpu: cpuText(res.cpu, goInRow(label))}
 		if refID == "" {
 			add(row)
 			return
@@ -212,7 +212,7 @@ func (b *bench) report() *report {
 			r.notes = append(r.notes, fmt.Sprintf("%s %s: %s.", section, label, res.note))
 		}
 		if len(refs) == 0 {
-			row := tableRow{section: section, label: label, value: status(res), cpu: cpuText(res.cpu)}
+			row := tableRow{section: section, label: label, value: status(res), cpu: cpuText(res.cpu, goInRow(label))}
 			if row.value == "" {
 				row.value = fmtRate(res.rate)
 			}
@@ -222,7 +222,7 @@ func (b *bench) report() *report {
 		for i, rf := range refs {
 			row := tableRow{section: section, label: label, value: status(res)}
 			if i == 0 {
-				row.cpu = cpuText(res.cpu)
+				row.cpu = cpuText(res.cpu, goInRow(label))
 			}
 			if row.value == "" {
 				row.value = fmtRate(res.rate)
@@ -339,7 +339,7 @@ func (b *bench) report() *report {
 		if res == nil {
 			return
 		}
-		row := tableRow{section: "throughput", label: label, value: status(res), cpu: cpuText(res.cpu)}
+		row := tableRow{section: "throughput", label: label, value: status(res), cpu: cpuText(res.cpu, goInRow(label))}
 		if row.value == "" {
 			row.value = fmtRate(res.rate)
 		}
@@ -367,6 +367,12 @@ func (b *bench) report() *report {
 	tput(fmt.Sprintf("ours->BEAM, %d callers", b.cfg.callers), idTputOB, idTputEB)
 	tput(fmt.Sprintf("ours->ours, %d callers", b.cfg.callers), idTputOO, "")
 	return r
+}
+
+// goInRow reports whether a Go node of this process takes part in the row
+// labelled label (its CPU then belongs in the row's CPU column).
+func goInRow(label string) bool {
+	return !strings.HasPrefix(label, "BEAM->BEAM") && !strings.HasPrefix(label, "seed loop")
 }
 
 func verdict(ok bool) string {

@@ -150,12 +150,13 @@ func cpuPer(a, b usage, calls int64, groups ...group) []cpuPart {
 }
 
 // cpuText renders the CPU column: each part's us per operation; this
-// process is left out when it did (next to) nothing in the row.
-func cpuText(parts []cpuPart) string {
+// process is left out when no Go node of it takes part in the row
+// (self false: BEAM->BEAM rows, the seed loop) or it did next to nothing.
+func cpuText(parts []cpuPart, self bool) string {
 	var out []string
 	for i, p := range parts {
 		switch {
-		case i == 0 && p.us < 0.5 && len(parts) > 1:
+		case i == 0 && (!self || p.us < 0.5 && len(parts) > 1):
 			continue
 		case !p.ok:
 			out = append(out, p.who+" n/a")
