@@ -90,7 +90,11 @@ func (b *bench) report() *report {
 	status := func(res *result) string {
 		switch {
 		case res.skip != "":
-			return "skipped: " + res.skip
+			msg := res.skip
+			if len(msg) > 100 {
+				msg = msg[:100] + "..."
+			}
+			return "skipped: " + msg
 		case res.err != nil:
 			msg := res.err.Error()
 			if i := strings.IndexByte(msg, '\n'); i >= 0 {
