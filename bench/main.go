@@ -9,8 +9,17 @@
 //     TCP loopback round trip of a 64-byte frame as the floor;
 //   - health: one health check over 16 BEAM nodes (health.Check against
 //     the seed's sequential net_adm:ping loop) and over 256 Go nodes;
+//   - messages: messages per second on one link, 1 and 16 senders,
+//     BEAM->ours, ours->BEAM, BEAM->BEAM and ergo->BEAM;
+//   - calls: 64 concurrent gen_server calls per second, ours->BEAM,
+//     BEAM->ours, BEAM->BEAM, ergo->BEAM and BEAM->ergo;
 //   - memory: RSS and goroutines per idle established link, 1,000 links;
+//     heap and goroutines per idle process (100,000 and 1,000,000 of ours,
+//     BEAM's and ergo's next to them);
 //   - throughput: pings per second with 64 concurrent callers on one link.
+//
+// Every row also gives the CPU each process involved spent per operation
+// (getrusage for this process, /proc/PID/stat for each erl).
 //
 // Run it with `make bench` or `go run ./bench`. It starts a private epmd
 // and erl nodes (long names on 127.0.0.1, a random cookie, a free EPMD
