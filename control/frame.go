@@ -288,7 +288,12 @@ func AppendFrame(dst []byte, headers bool, m Message, payload etf.Term) ([]byte,
 	} else {
 		b = append(b, 0, 0, 0, 0, PassThrough)
 	}
-	b, err := appendFn(b, m.Tuple())
+	var err error
+	if fb, ok := appendFast(b, !headers, m); ok {
+		b = fb
+	} else {
+		b, err = appendFn(b, m.Tuple())
+	}
 	if err == nil && m.HasPayload() {
 		b, err = appendFn(b, payload)
 	}
