@@ -5,12 +5,14 @@ FUZZTIME ?= 30s
 # Fuzz targets run by `make fuzz` (package:target).
 FUZZ_TARGETS := \
 	./etf:FuzzDecode \
+	./control:FuzzDecode \
+	./control:FuzzReader \
 	./epmd:FuzzServerRequest \
 	./epmd:FuzzClientReply \
 	./handshake:FuzzAccept \
 	./handshake:FuzzInitiate
 
-.PHONY: help build test unit fuzz bench run vet clean otp
+.PHONY: help build test unit tidy fuzz bench run vet clean otp
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -18,12 +20,15 @@ help: ## list the targets
 build: ## build bin/distribute
 	$(GO) build -o bin/distribute ./cmd/distribute
 
-test: ## the whole suite: every test with -race, then each fuzz target for $(FUZZTIME)
+test: tidy ## the whole suite: go.mod tidy check, every test with -race, then each fuzz target for $(FUZZTIME)
 	$(GO) test -race -count=1 -timeout 25m ./...
 	$(MAKE) --no-print-directory fuzz
 
 unit: ## tests only, without the fuzz runs
 	$(GO) test -race -count=1 -timeout 25m ./...
+
+tidy: ## fail when go.mod or go.sum are not what `go mod tidy` makes (prints the diff)
+	@$(GO) mod tidy -diff || (echo "run: go mod tidy" >&2; exit 1)
 
 fuzz: ## each fuzz target for $(FUZZTIME)
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -35,8 +40,8 @@ fuzz: ## each fuzz target for $(FUZZTIME)
 bench: ## compare connect, ping, health, messages, calls, memory, throughput with BEAM and ergo (ARGS=-quick, -o FILE, ...)
 	$(GO) run ./bench $(ARGS)
 
-run: ## run a node (embedded EPMD when none runs); NAME=alive or alive@host
-	$(GO) run ./cmd/distribute run --name $(or $(NAME),demo)
+run: ## run a node (embedded EPMD when none runs); NAME=alive or alive@host (a short name, as erl -sname)
+	$(GO) run ./cmd/distribute run --sname $(or $(NAME),demo)
 
 vet: ## go vet and gofmt check
 	$(GO) vet ./...

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,30 +12,26 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	runner "github.com/distribute-go/distribute/internal/procs"
 )
 
-// procs owns every external process the harness starts (epmd, erl). Each
-// runs in its own process group, so killing the group also takes the
-// helpers erl starts (erl_child_setup, inet_gethost).
+// procs owns every external process the harness starts (epmd, erl): a
+// runner.Group, so each runs in its own process group and killing the group
+// also takes the helpers erl starts (erl_child_setup, inet_gethost).
 type procs struct {
-	mu     sync.Mutex
-	list   []*proc
-	closed bool
+	g runner.Group
 }
 
 // proc is one started program.
 type proc struct {
-	desc   string
-	node   string // an erl node's name
-	cmd    *exec.Cmd
-	out    *tail
-	stdin  io.WriteCloser // only for drivers
-	lines  chan string    // only for drivers: stdout lines
-	done   chan struct{}
-	err    error
-	killed sync.Once
+	desc  string
+	node  string // an erl node's name
+	p     *runner.Proc
+	out   *tail
+	stdin io.WriteCloser // only for drivers
+	lines chan string    // only for drivers: BENCH- lines of stdout
 }
 
 // tail keeps the last bytes a process printed, for error messages.
@@ -64,128 +58,81 @@ func (t *tail) String() string {
 	return string(t.buf)
 }
 
-// start runs path with args in a new process group. With driver set, the
-// process gets a stdin pipe and its stdout lines arrive on p.lines.
-func (ps *procs) start(path string, args, env []string, desc string, driver bool) (*proc, error) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if ps.closed {
-		return nil, errors.New("shutting down")
+// driverOut splits a driver's stdout into lines: BENCH- lines go to lines,
+// the rest to the tail. exec copies into it from one goroutine, and Wait
+// returns only after the last Write, so every line is in before the
+// process counts as done.
+type driverOut struct {
+	partial []byte
+	lines   chan<- string
+	other   io.Writer
+}
+
+func (d *driverOut) Write(p []byte) (int, error) {
+	d.partial = append(d.partial, p...)
+	for {
+		i := bytes.IndexByte(d.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(d.partial[:i+1])
+		d.partial = d.partial[i+1:]
+		if strings.HasPrefix(line, "BENCH-") {
+			select {
+			case d.lines <- strings.TrimRight(line, "\r\n"):
+			default: // nobody reads 1024 lines behind: keep it for the error message
+				_, _ = d.other.Write([]byte(line))
+			}
+		} else {
+			_, _ = d.other.Write([]byte(line))
+		}
 	}
+	return len(p), nil
+}
+
+// start runs path with args in a new process group. With driver set, the
+// process gets a stdin pipe and its stdout BENCH- lines arrive on p.lines.
+func (ps *procs) start(path string, args, env []string, desc string, driver bool) (*proc, error) {
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = sysProcAttr()
-	cmd.WaitDelay = 2 * time.Second
-	p := &proc{desc: desc, cmd: cmd, out: &tail{}, done: make(chan struct{})}
+	p := &proc{desc: desc, out: &tail{}}
 	cmd.Stderr = p.out
-	var stdout io.ReadCloser
 	if driver {
-		var err error
-		if p.stdin, err = cmd.StdinPipe(); err != nil {
-			return nil, err
-		}
-		if stdout, err = cmd.StdoutPipe(); err != nil {
-			return nil, err
-		}
 		p.lines = make(chan string, 1024)
+		cmd.Stdout = &driverOut{lines: p.lines, other: p.out}
 	} else {
 		cmd.Stdout = p.out
 	}
-	if err := cmd.Start(); err != nil {
+	rp, err := ps.g.Start(cmd, driver)
+	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", desc, err)
 	}
-	ps.list = append(ps.list, p)
-	readDone := make(chan struct{})
-	if driver {
-		go func() {
-			defer close(readDone)
-			defer close(p.lines)
-			r := bufio.NewReaderSize(stdout, 64<<10)
-			for {
-				line, err := r.ReadString('\n')
-				if line != "" {
-					if strings.HasPrefix(line, "BENCH-") {
-						p.lines <- strings.TrimRight(line, "\r\n")
-					} else {
-						_, _ = p.out.Write([]byte(line))
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}()
-	} else {
-		close(readDone)
-	}
-	go func() {
-		<-readDone // Wait closes the stdout pipe: read it all first
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
+	p.p, p.stdin = rp, rp.Stdin()
 	return p, nil
 }
 
 // pid returns the process id (erl execs erlexec, which execs beam.smp:
 // the same pid).
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+func (p *proc) pid() int { return p.p.Pid() }
+
+// exited returns a channel closed when the process has exited.
+func (p *proc) exited() <-chan struct{} { return p.p.Done() }
 
 // kill kills the process group and waits (boundedly) for the process.
-func (p *proc) kill() {
-	p.killed.Do(func() {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-		}
-	})
-}
+func (p *proc) kill() { p.p.Kill(10 * time.Second) }
 
 // killAll kills every process started so far, in parallel. It may be
 // called more than once and concurrently. With final, no process can be
 // started afterwards.
-func (ps *procs) killAll(final bool) {
-	ps.mu.Lock()
-	ps.closed = ps.closed || final
-	list := ps.list
-	ps.list = nil
-	ps.mu.Unlock()
-	var wg sync.WaitGroup
-	for _, p := range list {
-		wg.Go(p.kill)
-	}
-	wg.Wait()
-}
+func (ps *procs) killAll(final bool) { ps.g.KillAll(final, 10*time.Second) }
 
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort returns a TCP port free a moment ago, outside the kernel's
+// ephemeral range (runner.Port).
+func freePort() (int, error) { return runner.Port() }
 
-// findEpmd finds the epmd binary: PATH, then next to erl's installation.
-func findEpmd() (string, error) {
-	if p, err := exec.LookPath("epmd"); err == nil {
-		return p, nil
-	}
-	pats := []string{"/usr/lib/erlang/erts-*/bin/epmd", "/usr/local/lib/erlang/erts-*/bin/epmd"}
-	if erl, err := exec.LookPath("erl"); err == nil {
-		if real, err := filepath.EvalSymlinks(erl); err == nil {
-			root := filepath.Dir(filepath.Dir(real))
-			pats = append([]string{filepath.Join(root, "erts-*", "bin", "epmd")}, pats...)
-		}
-	}
-	for _, pat := range pats {
-		if m, _ := filepath.Glob(pat); len(m) > 0 {
-			return m[len(m)-1], nil
-		}
-	}
-	return "", errors.New("epmd not found")
-}
+// findEpmd finds the epmd binary (runner.FindEpmd).
+func findEpmd() (string, error) { return runner.FindEpmd() }
 
 // startEPMD starts the real epmd on a private loopback port and waits until
 // it accepts connections.
@@ -216,13 +163,13 @@ func (ps *procs) startEPMD(ctx context.Context, port int) (*proc, error) {
 			return nil, fmt.Errorf("epmd on port %d not up after 10 s: %s", port, p.out.String())
 		}
 		select {
-		case <-p.done:
-			return nil, fmt.Errorf("epmd exited: %v: %s", p.err, p.out.String())
+		case <-p.exited():
+			return nil, fmt.Errorf("epmd exited: %v: %s", p.p.Err(), p.out.String())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	select {
-	case <-p.done:
+	case <-p.exited():
 		return nil, fmt.Errorf("epmd exited (port %d taken?): %s", port, p.out.String())
 	default:
 	}
@@ -281,8 +228,8 @@ func (ps *procs) startErl(ctx context.Context, e erlNode) (*proc, error) {
 	}
 	for !strings.Contains(p.out.String(), "BENCH-UP ") {
 		select {
-		case <-p.done:
-			return nil, fmt.Errorf("%s exited: %v\n%s", p.desc, p.err, p.out.String())
+		case <-p.exited():
+			return nil, fmt.Errorf("%s exited: %v\n%s", p.desc, p.p.Err(), p.out.String())
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%s: not up: %w\n%s", p.desc, ctx.Err(), p.out.String())
 		case <-time.After(10 * time.Millisecond):
@@ -294,12 +241,15 @@ func (ps *procs) startErl(ctx context.Context, e erlNode) (*proc, error) {
 // next returns the driver's next BENCH- line.
 func (p *proc) next(ctx context.Context) (string, error) {
 	select {
-	case line, ok := <-p.lines:
-		if !ok {
-			<-p.done
-			return "", fmt.Errorf("%s exited: %v\n%s", p.desc, p.err, p.out.String())
-		}
+	case line := <-p.lines:
 		return line, nil
+	case <-p.exited():
+		select { // every line is in once the process is done
+		case line := <-p.lines:
+			return line, nil
+		default:
+		}
+		return "", fmt.Errorf("%s exited: %v\n%s", p.desc, p.p.Err(), p.out.String())
 	case <-ctx.Done():
 		return "", fmt.Errorf("%s: %w\n%s", p.desc, ctx.Err(), p.out.String())
 	}

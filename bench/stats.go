@@ -4,11 +4,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
-	"sync/atomic"
 	"time"
+
+	runner "github.com/distribute-go/distribute/internal/procs"
 )
 
 // dist summarizes a set of durations.
@@ -70,15 +70,9 @@ func fmtRate(r float64) string {
 	return fmt.Sprintf("%.0f/s", r)
 }
 
-var nameSeq atomic.Uint64
-
 // uniqueName returns a node alive part unique to this run: prefix, pid,
-// a counter and random hex, all in [0-9A-Za-z_].
-func uniqueName(prefix string) string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s_%d_%d_%s", prefix, os.Getpid(), nameSeq.Add(1), hex.EncodeToString(b[:]))
-}
+// a counter and random hex, all in [0-9A-Za-z_] (runner.UniqueName).
+func uniqueName(prefix string) string { return runner.UniqueName(prefix) }
 
 // randomCookie returns a fresh cookie; it is never printed.
 func randomCookie() string {

@@ -3,7 +3,7 @@
 // that travels on a distribution connection, and the framing those messages travel in (pass-through
 // 'p' frames, distribution headers, fragments).
 //
-// The package is pure: no goroutines, no I/O, no state beyond what a caller holds (a Reassembler per
+// The package is pure: no goroutines, no I/O, no state beyond what a caller holds (a Reader per
 // connection). A control message that is malformed (wrong arity, wrong element type) is an *Error the
 // caller can log and skip: it is one bad message, not a reason to drop the connection.
 package control

@@ -87,6 +87,8 @@ func (d *decoder) id(i int) uint64 {
 		if v >= 0 {
 			return uint64(v)
 		}
+	case uint64: // as UnlinkID.Tuple makes it, before encoding
+		return v
 	case *big.Int:
 		if v.Sign() >= 0 && v.IsUint64() {
 			return v.Uint64()

@@ -1,4 +1,4 @@
-package control
+package control_test
 
 import (
 	"testing"
@@ -6,6 +6,4 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -10,15 +10,35 @@ import (
 )
 
 // Decode decodes one term that starts with the version byte 131; n is the number of bytes consumed.
-// Bytes after the term are left alone. Errors are *DecodeError.
+// Bytes after the term are left alone. Any nesting depth decodes, as with binary_to_term/1 (use
+// DecodeOptions.MaxDepth to bound it). Errors are *DecodeError.
 func Decode(b []byte) (t Term, n int, err error) {
+	return DecodeOptions{}.Decode(b)
+}
+
+// DecodeTerm decodes one term with no version byte; n is the number of bytes consumed.
+// Errors are *DecodeError.
+func DecodeTerm(b []byte) (t Term, n int, err error) {
+	return DecodeOptions{}.DecodeTerm(b)
+}
+
+// DecodeOptions configures decoding. The zero value accepts every term binary_to_term/1 accepts.
+type DecodeOptions struct {
+	// MaxDepth, when positive, is the deepest nesting of tuples, lists (improper tails count, chained
+	// list segments do not) and maps accepted; deeper input fails with ErrTooDeep. Zero means no limit:
+	// decoding uses no recursion, so depth costs heap memory proportional to the input, never stack.
+	MaxDepth int
+}
+
+// Decode is Decode with these options.
+func (o DecodeOptions) Decode(b []byte) (t Term, n int, err error) {
 	if len(b) == 0 {
 		return nil, 0, &DecodeError{Offset: 0, Reason: "empty input, expected version byte 131", Err: ErrTruncated}
 	}
 	if b[0] != VersionTag {
 		return nil, 0, &DecodeError{Offset: 0, Reason: "version byte is " + strconv.Itoa(int(b[0])) + ", not 131", Err: ErrInvalid}
 	}
-	d := decoder{b: b}
+	d := decoder{b: b, maxDepth: o.MaxDepth}
 	t, n, err = d.term(1, 0)
 	if err != nil {
 		return nil, 0, err
@@ -26,10 +46,9 @@ func Decode(b []byte) (t Term, n int, err error) {
 	return t, n, nil
 }
 
-// DecodeTerm decodes one term with no version byte; n is the number of bytes consumed.
-// Errors are *DecodeError.
-func DecodeTerm(b []byte) (t Term, n int, err error) {
-	d := decoder{b: b}
+// DecodeTerm is DecodeTerm with these options.
+func (o DecodeOptions) DecodeTerm(b []byte) (t Term, n int, err error) {
+	d := decoder{b: b, maxDepth: o.MaxDepth}
 	t, n, err = d.term(0, 0)
 	if err != nil {
 		return nil, 0, err
@@ -38,7 +57,142 @@ func DecodeTerm(b []byte) (t Term, n int, err error) {
 }
 
 type decoder struct {
-	b []byte
+	b        []byte
+	maxDepth int
+	// pending counts the slots (tuple and list elements, list tails, map keys and values) that open
+	// containers still expect, each of which needs at least one more byte of input. A container is
+	// allocated only when its own slots fit in what the input has left after those, so the slots
+	// allocated at any time never outnumber the input's bytes.
+	pending uint64
+}
+
+// recurseDepth is how deep containers are decoded (and encoded) by plain recursion, which is fastest
+// for ordinary terms; anything deeper goes to the explicit stack of run (appendDeep), so the goroutine
+// stack stays small whatever the depth.
+const recurseDepth = 64
+
+// term decodes the term at i; depth counts the containers around it. It returns the offset after it.
+func (d *decoder) term(i int, depth int) (Term, int, error) {
+	if i >= len(d.b) {
+		return nil, i, d.fail(i, ErrTruncated, "missing tag byte")
+	}
+	switch d.b[i] {
+	case tagSmallTuple, tagLargeTuple, tagList, tagMap:
+		if depth >= recurseDepth {
+			return d.run(i, depth)
+		}
+		if d.maxDepth > 0 && depth >= d.maxDepth {
+			return nil, i, d.fail(i, ErrTooDeep, "nesting deeper than "+strconv.Itoa(d.maxDepth))
+		}
+		switch d.b[i] {
+		case tagList:
+			return d.list(i, depth)
+		case tagMap:
+			return d.mapTerm(i, depth)
+		default:
+			return d.tuple(i, depth)
+		}
+	}
+	return d.scalar(i)
+}
+
+func (d *decoder) tuple(i int, depth int) (Term, int, error) {
+	var n uint64
+	var j int
+	if d.b[i] == tagSmallTuple {
+		if err := d.need(i, 2, "SMALL_TUPLE_EXT"); err != nil {
+			return nil, i, err
+		}
+		n, j = uint64(d.b[i+1]), i+2
+	} else {
+		if err := d.need(i, 5, "LARGE_TUPLE_EXT"); err != nil {
+			return nil, i, err
+		}
+		n, j = d.u32(i+1), i+5
+	}
+	if err := d.need(j, d.pending+n, "tuple elements"); err != nil {
+		return nil, i, err
+	}
+	d.pending += n
+	t := make(Tuple, n)
+	var err error
+	for k := range t {
+		d.pending--
+		if t[k], j, err = d.term(j, depth+1); err != nil {
+			return nil, i, err
+		}
+	}
+	return t, j, nil
+}
+
+// list decodes LIST_EXT. A tail that is itself a list (LIST_EXT, STRING_EXT or NIL_EXT) is merged, so
+// the result is a List exactly when the Erlang list is proper; a list of no elements is its tail.
+func (d *decoder) list(i int, depth int) (Term, int, error) {
+	if err := d.need(i, 5, "LIST_EXT"); err != nil {
+		return nil, i, err
+	}
+	n := d.u32(i + 1)
+	j := i + 5
+	// n elements and a tail
+	if err := d.need(j, d.pending+n+1, "list elements"); err != nil {
+		return nil, i, err
+	}
+	d.pending += n + 1
+	f := decFrame{kind: openList, elems: make([]Term, 0, n), n: uint32(n)}
+	for {
+		for ; f.i < f.n; f.i++ {
+			d.pending--
+			e, k, err := d.term(j, depth+1)
+			if err != nil {
+				return nil, i, err
+			}
+			f.elems, j = append(f.elems, e), k
+		}
+		t, done, k, err := d.listTail(&f, j, &d.pending)
+		if err != nil {
+			return nil, i, err
+		}
+		if done {
+			return t, k, nil
+		}
+		j = k
+		if f.kind == openListTail {
+			d.pending--
+			tail, end, err := d.term(j, depth+1)
+			if err != nil {
+				return nil, i, err
+			}
+			if len(f.elems) == 0 {
+				return tail, end, nil
+			}
+			return ImproperList{Elems: f.elems, Tail: tail}, end, nil
+		}
+	}
+}
+
+func (d *decoder) mapTerm(i int, depth int) (Term, int, error) {
+	if err := d.need(i, 5, "MAP_EXT"); err != nil {
+		return nil, i, err
+	}
+	n := d.u32(i + 1)
+	j := i + 5
+	if err := d.need(j, d.pending+2*n, "map entries"); err != nil {
+		return nil, i, err
+	}
+	d.pending += 2 * n
+	m := make(Map, n)
+	var err error
+	for k := range m {
+		d.pending--
+		if m[k].Key, j, err = d.term(j, depth+1); err != nil {
+			return nil, i, err
+		}
+		d.pending--
+		if m[k].Value, j, err = d.term(j, depth+1); err != nil {
+			return nil, i, err
+		}
+	}
+	return m, j, nil
 }
 
 // emptyList is what NIL_EXT decodes to; sharing it avoids an allocation per [].
@@ -60,11 +214,248 @@ func (d *decoder) need(off int, n uint64, what string) error {
 func (d *decoder) u16(off int) uint64 { return uint64(binary.BigEndian.Uint16(d.b[off:])) }
 func (d *decoder) u32(off int) uint64 { return uint64(binary.BigEndian.Uint32(d.b[off:])) }
 
-// term decodes the term at i; depth counts the containers around it. It returns the offset after the term.
-func (d *decoder) term(i int, depth int) (Term, int, error) {
-	if i >= len(d.b) {
-		return nil, i, d.fail(i, ErrTruncated, "missing tag byte")
+// Kinds of open container on the decoder's stack.
+const (
+	openTuple    = iota // filling elems[i] of a tuple
+	openList            // appending the n elements of one LIST_EXT segment
+	openListTail        // decoding the tail of a list (not a list itself)
+	openMap             // filling m[i/2].Key or .Value
+)
+
+// decFrame is an open container: the decoder's explicit stack replaces recursion. A map's entries are
+// the last Map on the decoder's map stack (maps close in the order they open).
+type decFrame struct {
+	elems []Term // tuple elements (full length) or list elements so far
+	i, n  uint32 // tuple/map: next slot and slot count; list: elements read in this segment and its count
+	kind  uint8
+	value bool // map: the next slot is entry i's value
+}
+
+// push appends f, doubling the capacity (append grows large slices by only 1.25x, which would make a
+// deep term's stack cost several times its final size in garbage).
+func push[T any](s []T, f T) []T {
+	if len(s) == cap(s) {
+		n := make([]T, len(s), 2*cap(s)+16)
+		copy(n, s)
+		s = n
 	}
+	return append(s, f)
+}
+
+// run decodes the container at i, nested in depth others, without recursion and returns it with the
+// offset after it.
+func (d *decoder) run(i int, depth int) (Term, int, error) {
+	var stack []decFrame
+	var maps []Map
+	var t Term
+items:
+	for {
+		// Decode the item at i: a value in t, or a container pushed on the stack.
+		if len(stack) > 0 {
+			d.pending--
+		}
+		if i >= len(d.b) {
+			return nil, i, d.fail(i, ErrTruncated, "missing tag byte")
+		}
+		switch tag := d.b[i]; tag {
+		case tagSmallTuple, tagLargeTuple, tagList, tagMap:
+			if d.maxDepth > 0 && depth+len(stack) >= d.maxDepth {
+				return nil, i, d.fail(i, ErrTooDeep, "nesting deeper than "+strconv.Itoa(d.maxDepth))
+			}
+			var n, slots uint64
+			var j int
+			var what string
+			switch tag {
+			case tagSmallTuple:
+				if err := d.need(i, 2, "SMALL_TUPLE_EXT"); err != nil {
+					return nil, i, err
+				}
+				n, j, slots, what = uint64(d.b[i+1]), i+2, uint64(d.b[i+1]), "tuple elements"
+			case tagLargeTuple:
+				if err := d.need(i, 5, "LARGE_TUPLE_EXT"); err != nil {
+					return nil, i, err
+				}
+				n, j, what = d.u32(i+1), i+5, "tuple elements"
+				slots = n
+			case tagList:
+				if err := d.need(i, 5, "LIST_EXT"); err != nil {
+					return nil, i, err
+				}
+				// n elements and a tail
+				n, j, what = d.u32(i+1), i+5, "list elements"
+				slots = n + 1
+			default:
+				if err := d.need(i, 5, "MAP_EXT"); err != nil {
+					return nil, i, err
+				}
+				n, j, what = d.u32(i+1), i+5, "map entries"
+				slots = 2 * n
+			}
+			if err := d.need(j, d.pending+slots, what); err != nil {
+				return nil, i, err
+			}
+			i = j
+			switch tag {
+			case tagList:
+				d.pending += slots
+				stack = push(stack, decFrame{kind: openList, elems: make([]Term, 0, n), n: uint32(n)})
+				if n > 0 {
+					continue
+				}
+				// A list of no elements: straight to its tail.
+			case tagMap:
+				if n == 0 {
+					t = Map{}
+					break
+				}
+				d.pending += slots
+				maps = push(maps, make(Map, n))
+				stack = push(stack, decFrame{kind: openMap, n: uint32(n)})
+				continue
+			default:
+				if n == 0 {
+					t = Tuple{}
+					break
+				}
+				d.pending += slots
+				stack = push(stack, decFrame{kind: openTuple, elems: make(Tuple, n), n: uint32(n)})
+				continue
+			}
+			if tag == tagList {
+				break // the tail is handled below, as after a segment's last element
+			}
+		default:
+			var err error
+			if t, i, err = d.scalar(i); err != nil {
+				return nil, i, err
+			}
+		}
+
+		// Hand t to the open containers, closing those it completes.
+		for {
+			top := len(stack) - 1
+			if top < 0 {
+				return t, i, nil
+			}
+			f := &stack[top]
+			switch f.kind {
+			case openTuple:
+				f.elems[f.i] = t
+				f.i++
+				if f.i < f.n {
+					continue items
+				}
+				t = Tuple(f.elems)
+			case openMap:
+				m := maps[len(maps)-1]
+				if !f.value {
+					m[f.i].Key = t
+					f.value = true
+					continue items
+				}
+				m[f.i].Value = t
+				f.value = false
+				f.i++
+				if f.i < f.n {
+					continue items
+				}
+				t = m
+				maps[len(maps)-1] = nil
+				maps = maps[:len(maps)-1]
+			case openListTail:
+				if len(f.elems) == 0 {
+					// A list of no elements is its tail, as binary_to_term/1 reads it.
+				} else {
+					t = ImproperList{Elems: f.elems, Tail: t}
+				}
+			case openList:
+				if f.i < f.n {
+					// t is an element (not the fresh frame of an empty segment).
+					f.elems = append(f.elems, t)
+					f.i++
+					if f.i < f.n {
+						continue items
+					}
+				}
+				// The segment is complete: look at its tail. A tail that is itself a list is merged, so
+				// the result is a List exactly when the Erlang list is proper.
+				var done bool
+				var err error
+				if t, done, i, err = d.listTail(f, i, &d.pending); err != nil {
+					return nil, i, err
+				}
+				if !done {
+					continue items
+				}
+			}
+			stack[top] = decFrame{} // drop references for the GC
+			stack = stack[:top]
+		}
+	}
+}
+
+// listTail looks at the tail of the list segment f that ended at i. It returns done with the whole list
+// in t when the tail is NIL_EXT or STRING_EXT; when it is another LIST_EXT segment it makes f read that
+// one; otherwise it makes f wait for the tail term. pending still counts the tail's slot on entry.
+func (d *decoder) listTail(f *decFrame, i int, pending *uint64) (t Term, done bool, j int, err error) {
+	for {
+		if i >= len(d.b) {
+			return nil, false, i, d.fail(i, ErrTruncated, "missing list tail")
+		}
+		switch d.b[i] {
+		case tagNil:
+			*pending--
+			if len(f.elems) == 0 {
+				return emptyList, true, i + 1, nil
+			}
+			return List(f.elems), true, i + 1, nil
+		case tagList:
+			if err := d.need(i, 5, "LIST_EXT"); err != nil {
+				return nil, false, i, err
+			}
+			n := d.u32(i + 1)
+			// The tail slot becomes n elements and a new tail.
+			if err := d.need(i+5, *pending-1+n+1, "list elements"); err != nil {
+				return nil, false, i, err
+			}
+			*pending += n
+			f.elems = growTerms(f.elems, int(n))
+			f.i, f.n = 0, uint32(n)
+			i += 5
+			if n > 0 {
+				return nil, false, i, nil
+			}
+		case tagString:
+			if err := d.need(i, 3, "STRING_EXT"); err != nil {
+				return nil, false, i, err
+			}
+			m := d.u16(i + 1)
+			if err := d.need(i+3, m, "STRING_EXT"); err != nil {
+				return nil, false, i, err
+			}
+			*pending--
+			end := i + 3 + int(m)
+			if len(f.elems) == 0 {
+				if m == 0 {
+					return emptyList, true, end, nil
+				}
+				return String(d.b[i+3 : end]), true, end, nil
+			}
+			f.elems = growTerms(f.elems, int(m))
+			for _, c := range d.b[i+3 : end] {
+				f.elems = append(f.elems, int64(c))
+			}
+			return List(f.elems), true, end, nil
+		default:
+			// pending keeps the tail's slot: the main loop takes it when it decodes the tail.
+			f.kind = openListTail
+			return nil, false, i, nil
+		}
+	}
+}
+
+// scalar decodes the term at i, which is not a tuple, list or map.
+func (d *decoder) scalar(i int) (Term, int, error) {
 	switch tag := d.b[i]; tag {
 	case tagSmallInteger:
 		if err := d.need(i, 2, "SMALL_INTEGER_EXT"); err != nil {
@@ -96,8 +487,6 @@ func (d *decoder) term(i int, depth int) (Term, int, error) {
 		return d.port(i)
 	case tagNewerReference, tagNewReference, tagReference:
 		return d.ref(i)
-	case tagSmallTuple, tagLargeTuple:
-		return d.tuple(i, depth)
 	case tagNil:
 		return emptyList, i + 1, nil
 	case tagString:
@@ -113,8 +502,6 @@ func (d *decoder) term(i int, depth int) (Term, int, error) {
 			return emptyList, j, nil // "" is [] in Erlang
 		}
 		return String(d.b[i+3 : j]), j, nil
-	case tagList:
-		return d.list(i, depth)
 	case tagBinary:
 		if err := d.need(i, 5, "BINARY_EXT"); err != nil {
 			return nil, i, err
@@ -131,8 +518,6 @@ func (d *decoder) term(i int, depth int) (Term, int, error) {
 		return d.bitBinary(i)
 	case tagSmallBig, tagLargeBig:
 		return d.bigInt(i)
-	case tagMap:
-		return d.mapTerm(i, depth)
 	case tagExport:
 		mod, _, j, err := d.atom(i + 1)
 		if err != nil {
@@ -352,111 +737,6 @@ func (d *decoder) ref(i int) (Term, int, error) {
 	return r, j, nil
 }
 
-func (d *decoder) tuple(i int, depth int) (Term, int, error) {
-	if depth >= MaxDepth {
-		return nil, i, d.fail(i, ErrTooDeep, "nesting deeper than "+strconv.Itoa(MaxDepth))
-	}
-	var n uint64
-	var j int
-	if d.b[i] == tagSmallTuple {
-		if err := d.need(i, 2, "SMALL_TUPLE_EXT"); err != nil {
-			return nil, i, err
-		}
-		n, j = uint64(d.b[i+1]), i+2
-	} else {
-		if err := d.need(i, 5, "LARGE_TUPLE_EXT"); err != nil {
-			return nil, i, err
-		}
-		n, j = d.u32(i+1), i+5
-	}
-	// Every element takes at least one byte.
-	if err := d.need(j, n, "tuple elements"); err != nil {
-		return nil, i, err
-	}
-	t := make(Tuple, n)
-	var err error
-	for k := range t {
-		if t[k], j, err = d.term(j, depth+1); err != nil {
-			return nil, i, err
-		}
-	}
-	return t, j, nil
-}
-
-// list decodes LIST_EXT. A tail that is itself a list (LIST_EXT, STRING_EXT or NIL_EXT) is merged, so
-// the result is a List exactly when the Erlang list is proper; a list of no elements is its tail.
-func (d *decoder) list(i int, depth int) (Term, int, error) {
-	if depth >= MaxDepth {
-		return nil, i, d.fail(i, ErrTooDeep, "nesting deeper than "+strconv.Itoa(MaxDepth))
-	}
-	var elems []Term
-	j := i
-	for {
-		if err := d.need(j, 5, "LIST_EXT"); err != nil {
-			return nil, i, err
-		}
-		n := d.u32(j + 1)
-		j += 5
-		// n elements and a tail, each at least one byte.
-		if err := d.need(j, n+1, "list elements"); err != nil {
-			return nil, i, err
-		}
-		if elems == nil {
-			elems = make([]Term, 0, n)
-		} else {
-			elems = growTerms(elems, int(n))
-		}
-		for range n {
-			var e Term
-			var err error
-			if e, j, err = d.term(j, depth+1); err != nil {
-				return nil, i, err
-			}
-			elems = append(elems, e)
-		}
-		if j >= len(d.b) {
-			return nil, i, d.fail(j, ErrTruncated, "missing list tail")
-		}
-		switch d.b[j] {
-		case tagNil:
-			if len(elems) == 0 {
-				return emptyList, j + 1, nil
-			}
-			return List(elems), j + 1, nil
-		case tagList:
-			continue
-		case tagString:
-			if err := d.need(j, 3, "STRING_EXT"); err != nil {
-				return nil, i, err
-			}
-			m := d.u16(j + 1)
-			if err := d.need(j+3, m, "STRING_EXT"); err != nil {
-				return nil, i, err
-			}
-			if len(elems) == 0 {
-				end := j + 3 + int(m)
-				if m == 0 {
-					return emptyList, end, nil
-				}
-				return String(d.b[j+3 : end]), end, nil
-			}
-			elems = growTerms(elems, int(m))
-			for _, c := range d.b[j+3 : j+3+int(m)] {
-				elems = append(elems, int64(c))
-			}
-			return List(elems), j + 3 + int(m), nil
-		}
-		tail, end, err := d.term(j, depth+1)
-		if err != nil {
-			return nil, i, err
-		}
-		if len(elems) == 0 {
-			return tail, end, nil
-		}
-		return ImproperList{Elems: elems, Tail: tail}, end, nil
-	}
-}
-
 // growTerms makes room for n more elements, growing geometrically so that a long chain of list tails
 // stays linear.
 func growTerms(s []Term, n int) []Term {
@@ -466,31 +746,6 @@ func growTerms(s []Term, n int) []Term {
 	out := make([]Term, len(s), max(len(s)+n, 2*cap(s)))
 	copy(out, s)
 	return out
-}
-
-func (d *decoder) mapTerm(i int, depth int) (Term, int, error) {
-	if depth >= MaxDepth {
-		return nil, i, d.fail(i, ErrTooDeep, "nesting deeper than "+strconv.Itoa(MaxDepth))
-	}
-	if err := d.need(i, 5, "MAP_EXT"); err != nil {
-		return nil, i, err
-	}
-	n := d.u32(i + 1)
-	j := i + 5
-	if err := d.need(j, 2*n, "map entries"); err != nil {
-		return nil, i, err
-	}
-	m := make(Map, n)
-	var err error
-	for k := range m {
-		if m[k].Key, j, err = d.term(j, depth+1); err != nil {
-			return nil, i, err
-		}
-		if m[k].Value, j, err = d.term(j, depth+1); err != nil {
-			return nil, i, err
-		}
-	}
-	return m, j, nil
 }
 
 // bitBinary decodes BIT_BINARY_EXT. A whole number of bytes decodes as []byte, as BEAM sees it.

@@ -33,8 +33,219 @@ func encodeErr(v any, sentinel error, reason string) error {
 	return &EncodeError{Type: fmt.Sprintf("%T", v), Reason: reason, Err: sentinel}
 }
 
-// appendTerm encodes t; depth counts the containers around t.
+// encFrame is a container whose children are still being written: the encoder's explicit stack
+// replaces recursion, so any depth encodes.
+type encFrame struct {
+	elems []Term // tuple or list elements
+	m     Map
+	i     int
+	tail  Term // list tail, written after elems (nil writes [])
+	list  bool
+}
+
+// cycleKey identifies a container value. A term contains itself exactly when the path from the root to
+// the container being written holds the same container twice; since which child the writer descends
+// into depends only on the container, that path is then eventually periodic, and Brent's method finds
+// the repeat by comparing each new frame with one remembered frame, re-remembered at doubling depths.
+type cycleKey struct {
+	elems *Term
+	m     *MapEntry
+	n     int
+	list  bool
+}
+
+// detectCyclesAfter is the stack depth from which the encoder looks for cycles.
+const detectCyclesAfter = 1000
+
+// appendTerm encodes t; depth counts the containers around it. Up to recurseDepth it recurses, which
+// is fastest for ordinary terms; deeper subterms go to appendDeep.
 func appendTerm(dst []byte, t Term, depth int) ([]byte, error) {
+	if depth >= recurseDepth {
+		return appendDeep(dst, t)
+	}
+	var err error
+	switch v := t.(type) {
+	case Tuple:
+		if len(v) <= math.MaxUint8 {
+			dst = append(dst, tagSmallTuple, byte(len(v)))
+		} else if uint64(len(v)) <= math.MaxUint32 {
+			dst = append(dst, tagLargeTuple)
+			dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
+		} else {
+			return dst, encodeErr(t, ErrInvalid, "tuple too large")
+		}
+		for _, e := range v {
+			if dst, err = appendTerm(dst, e, depth+1); err != nil {
+				return dst, err
+			}
+		}
+		return dst, nil
+	case List:
+		if len(v) == 0 {
+			return append(dst, tagNil), nil
+		}
+		return appendList(dst, v, nil, depth)
+	case ImproperList:
+		if len(v.Elems) == 0 {
+			// A list of no elements is its tail, as binary_to_term/1 reads it.
+			return appendTerm(dst, v.Tail, depth+1)
+		}
+		return appendList(dst, v.Elems, v.Tail, depth)
+	case Map:
+		if uint64(len(v)) > math.MaxUint32 {
+			return dst, encodeErr(t, ErrInvalid, "map too large")
+		}
+		dst = append(dst, tagMap)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
+		for i := range v {
+			if dst, err = appendTerm(dst, v[i].Key, depth+1); err != nil {
+				return dst, err
+			}
+			if dst, err = appendTerm(dst, v[i].Value, depth+1); err != nil {
+				return dst, err
+			}
+		}
+		return dst, nil
+	default:
+		return appendScalar(dst, t)
+	}
+}
+
+// appendList writes LIST_EXT: elems then tail (nil means []).
+func appendList(dst []byte, elems []Term, tail Term, depth int) ([]byte, error) {
+	if uint64(len(elems)) > math.MaxUint32 {
+		return dst, encodeErr(List(elems), ErrInvalid, "list too long")
+	}
+	dst = append(dst, tagList)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(elems)))
+	var err error
+	for _, e := range elems {
+		if dst, err = appendTerm(dst, e, depth+1); err != nil {
+			return dst, err
+		}
+	}
+	return appendTerm(dst, tail, depth+1)
+}
+
+// appendDeep encodes t without recursion.
+func appendDeep(dst []byte, t Term) ([]byte, error) {
+	var stack []encFrame
+	var mark cycleKey // the remembered frame, at stack index markAt (0: none)
+	markAt := 0
+	for {
+		var err error
+		var f encFrame
+		var more bool
+		if dst, f, more, err = appendOne(dst, t); err != nil {
+			return dst, err
+		}
+		if more {
+			if d := len(stack); d >= detectCyclesAfter {
+				k := f.key()
+				if k == mark {
+					return dst, encodeErr(t, ErrInvalid, "the term contains itself")
+				}
+				if markAt == 0 || d >= 2*markAt {
+					mark, markAt = k, d
+				}
+			}
+			stack = push(stack, f)
+		}
+		// Find the next child to write, closing the containers that are done.
+		for {
+			top := len(stack) - 1
+			if top < 0 {
+				return dst, nil
+			}
+			c := &stack[top]
+			if c.m != nil {
+				if c.i < 2*len(c.m) {
+					if c.i&1 == 0 {
+						t = c.m[c.i>>1].Key
+					} else {
+						t = c.m[c.i>>1].Value
+					}
+					c.i++
+					break
+				}
+			} else if c.i < len(c.elems) {
+				t = c.elems[c.i]
+				c.i++
+				break
+			} else if c.list && c.i == len(c.elems) {
+				t = c.tail
+				c.i++
+				break
+			}
+			if top == markAt {
+				mark, markAt = cycleKey{}, 0
+			}
+			stack[top] = encFrame{}
+			stack = stack[:top]
+		}
+	}
+}
+
+func (f *encFrame) key() cycleKey {
+	if f.m != nil {
+		return cycleKey{m: &f.m[0], n: len(f.m)}
+	}
+	return cycleKey{elems: &f.elems[0], n: len(f.elems), list: f.list}
+}
+
+// appendOne writes t, or for a container with children its header, returning the frame (push) whose
+// children come next.
+func appendOne(dst []byte, t Term) ([]byte, encFrame, bool, error) {
+	for {
+		switch v := t.(type) {
+		case Tuple:
+			if len(v) <= math.MaxUint8 {
+				dst = append(dst, tagSmallTuple, byte(len(v)))
+			} else if uint64(len(v)) <= math.MaxUint32 {
+				dst = append(dst, tagLargeTuple)
+				dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
+			} else {
+				return dst, encFrame{}, false, encodeErr(t, ErrInvalid, "tuple too large")
+			}
+			return dst, encFrame{elems: v}, len(v) > 0, nil
+		case List:
+			if len(v) == 0 {
+				return append(dst, tagNil), encFrame{}, false, nil
+			}
+			return appendListHead(dst, v, nil)
+		case ImproperList:
+			if len(v.Elems) == 0 {
+				// A list of no elements is its tail, as binary_to_term/1 reads it.
+				t = v.Tail
+				continue
+			}
+			return appendListHead(dst, v.Elems, v.Tail)
+		case Map:
+			if uint64(len(v)) > math.MaxUint32 {
+				return dst, encFrame{}, false, encodeErr(t, ErrInvalid, "map too large")
+			}
+			dst = append(dst, tagMap)
+			dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
+			return dst, encFrame{m: v}, len(v) > 0, nil
+		default:
+			dst, err := appendScalar(dst, t)
+			return dst, encFrame{}, false, err
+		}
+	}
+}
+
+// appendListHead writes the LIST_EXT header of elems; the frame writes elems then tail (nil means []).
+func appendListHead(dst []byte, elems []Term, tail Term) ([]byte, encFrame, bool, error) {
+	if uint64(len(elems)) > math.MaxUint32 {
+		return dst, encFrame{}, false, encodeErr(List(elems), ErrInvalid, "list too long")
+	}
+	dst = append(dst, tagList)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(elems)))
+	return dst, encFrame{elems: elems, tail: tail, list: true}, true, nil
+}
+
+// appendScalar encodes a term that is not a tuple, list or map.
+func appendScalar(dst []byte, t Term) ([]byte, error) {
 	switch v := t.(type) {
 	case nil:
 		return append(dst, tagNil), nil
@@ -87,49 +298,6 @@ func appendTerm(dst []byte, t Term, depth int) ([]byte, error) {
 		return appendRef(dst, v)
 	case Port:
 		return appendPort(dst, v)
-	case Tuple:
-		if depth >= MaxDepth {
-			return dst, encodeErr(t, ErrTooDeep, "nesting deeper than MaxDepth")
-		}
-		if len(v) <= math.MaxUint8 {
-			dst = append(dst, tagSmallTuple, byte(len(v)))
-		} else if uint64(len(v)) <= math.MaxUint32 {
-			dst = append(dst, tagLargeTuple)
-			dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
-		} else {
-			return dst, encodeErr(t, ErrInvalid, "tuple too large")
-		}
-		return appendElems(dst, v, depth+1)
-	case List:
-		if len(v) == 0 {
-			return append(dst, tagNil), nil
-		}
-		return appendList(dst, v, nil, depth)
-	case ImproperList:
-		if len(v.Elems) == 0 {
-			// A list of no elements is its tail, as binary_to_term/1 reads it.
-			return appendTerm(dst, v.Tail, depth)
-		}
-		return appendList(dst, v.Elems, v.Tail, depth)
-	case Map:
-		if depth >= MaxDepth {
-			return dst, encodeErr(t, ErrTooDeep, "nesting deeper than MaxDepth")
-		}
-		if uint64(len(v)) > math.MaxUint32 {
-			return dst, encodeErr(t, ErrInvalid, "map too large")
-		}
-		dst = append(dst, tagMap)
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(v)))
-		var err error
-		for i := range v {
-			if dst, err = appendTerm(dst, v[i].Key, depth+1); err != nil {
-				return dst, err
-			}
-			if dst, err = appendTerm(dst, v[i].Value, depth+1); err != nil {
-				return dst, err
-			}
-		}
-		return dst, nil
 	case String:
 		if len(v) == 0 {
 			return append(dst, tagNil), nil // "" is [], as term_to_binary writes it
@@ -187,33 +355,6 @@ func appendTerm(dst []byte, t Term, depth int) ([]byte, error) {
 	default:
 		return dst, encodeErr(t, ErrUnsupportedType, "no Erlang term for this Go type")
 	}
-}
-
-func appendElems(dst []byte, elems []Term, depth int) ([]byte, error) {
-	var err error
-	for _, e := range elems {
-		if dst, err = appendTerm(dst, e, depth); err != nil {
-			return dst, err
-		}
-	}
-	return dst, nil
-}
-
-// appendList writes LIST_EXT: elems then tail (nil means []).
-func appendList(dst []byte, elems []Term, tail Term, depth int) ([]byte, error) {
-	if depth >= MaxDepth {
-		return dst, encodeErr(List(elems), ErrTooDeep, "nesting deeper than MaxDepth")
-	}
-	if uint64(len(elems)) > math.MaxUint32 {
-		return dst, encodeErr(List(elems), ErrInvalid, "list too long")
-	}
-	dst = append(dst, tagList)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(elems)))
-	dst, err := appendElems(dst, elems, depth+1)
-	if err != nil {
-		return dst, err
-	}
-	return appendTerm(dst, tail, depth+1)
 }
 
 // appendAtom writes SMALL_ATOM_UTF8_EXT, or ATOM_UTF8_EXT for names over 255 bytes.

@@ -1,4 +1,6 @@
-// Package etf encodes and decodes the Erlang external term format (erl_ext_dist) for the terms a distribution node exchanges.
+// Package etf is Erlang's term format for Go: it encodes and decodes the external term format
+// (erl_ext_dist) a distribution node exchanges, reads and prints terms as Erlang text, and maps Go
+// values to terms.
 //
 // Go types map to Erlang terms as follows (decoding always produces the types on the left):
 //
@@ -18,8 +20,19 @@
 // binary, like an Elixir string: use String for an Erlang charlist) and nil (encoded as []).
 //
 // Encoding appends to the caller's buffer and does not allocate for atoms, integers, pids, references or
-// tuples of them. Decoding is a single pass over the input; it never panics, bounds every allocation by the
-// bytes that remain in the input, and limits nesting to MaxDepth.
+// tuples of them. Decoding is a single pass over the input; it never panics and allocates only what the
+// input's remaining bytes could fill (a length prefix alone allocates nothing beyond that). Neither
+// direction recurses: any depth binary_to_term/1 accepts decodes, and any decoded term encodes again
+// (DecodeOptions.MaxDepth bounds depth for a caller that wants a limit).
+//
+// Term text: Parse and ParseAll read terms written in Erlang syntax (as erl_parse:parse_term/1 and
+// file:consult/1 do), and Format prints a term on one line exactly as io_lib:format("~0tp", [T])
+// does, so that Parse(Format(t)) is Equal to t (pids, ports, references and local funs excepted).
+// Compare and Equal order and compare terms as Erlang does.
+//
+// Struct mapping: Marshal and Unmarshal map Go values to terms and back, like encoding/json: structs to
+// maps with atom keys (or to tagged tuples, see TupleTag), strings to binaries (or charlists or atoms,
+// by struct tag), slices to lists, with errors that name the path of the offending term.
 package etf
 
 import (
@@ -29,9 +42,6 @@ import (
 
 // VersionTag is the byte that starts a complete external term (the output of term_to_binary/1).
 const VersionTag = 131
-
-// MaxDepth is the deepest nesting of tuples, lists and maps that Decode accepts and Append encodes.
-const MaxDepth = 1024
 
 // Term is any value this package can encode or may decode.
 type Term = any
@@ -116,7 +126,7 @@ var (
 	ErrTruncated = errors.New("etf: truncated input")
 	// ErrUnknownTag: a tag byte this package does not decode.
 	ErrUnknownTag = errors.New("etf: unknown tag")
-	// ErrTooDeep: tuples, lists and maps are nested deeper than MaxDepth.
+	// ErrTooDeep: tuples, lists and maps are nested deeper than DecodeOptions.MaxDepth allows.
 	ErrTooDeep = errors.New("etf: nesting too deep")
 	// ErrInvalid: a malformed value (bad version byte, bad atom, bad length, non-finite float, ...).
 	ErrInvalid = errors.New("etf: invalid term")
@@ -125,7 +135,8 @@ var (
 )
 
 // DecodeError reports malformed input. Offset is the position in the decoded slice where the problem was
-// found; Err is one of ErrTruncated, ErrUnknownTag, ErrTooDeep or ErrInvalid.
+// found; Err is one of ErrTruncated, ErrUnknownTag, ErrTooDeep (only with DecodeOptions.MaxDepth) or
+// ErrInvalid.
 type DecodeError struct {
 	Offset int
 	Reason string
@@ -139,8 +150,8 @@ func (e *DecodeError) Error() string {
 // Unwrap returns the sentinel error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
-// EncodeError reports a value that cannot be encoded. Type is its Go type; Err is ErrUnsupportedType,
-// ErrInvalid or ErrTooDeep.
+// EncodeError reports a value that cannot be encoded. Type is its Go type; Err is ErrUnsupportedType or
+// ErrInvalid (which includes a term that contains itself).
 type EncodeError struct {
 	Type   string
 	Reason string

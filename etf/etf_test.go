@@ -282,44 +282,6 @@ func TestHugeLengthPrefixes(t *testing.T) {
 	}
 }
 
-func nested(open []byte, close []byte, depth int, leaf []byte) []byte {
-	b := []byte{131}
-	for range depth {
-		b = append(b, open...)
-	}
-	b = append(b, leaf...)
-	for range depth {
-		b = append(b, close...)
-	}
-	return b
-}
-
-func TestDepthLimit(t *testing.T) {
-	shapes := map[string][2][]byte{
-		"tuple":     {{104, 1}, nil},
-		"list":      {{108, 0, 0, 0, 1}, {106}},
-		"map value": {{116, 0, 0, 0, 1, 97, 0}, nil},
-	}
-	for name, s := range shapes {
-		t.Run(name, func(t *testing.T) {
-			ok := nested(s[0], s[1], etf.MaxDepth, []byte{97, 1})
-			term, n, err := etf.Decode(ok)
-			require.NoError(t, err)
-			assert.Equal(t, len(ok), n)
-			_, err = etf.Append(nil, term)
-			require.NoError(t, err, "what decodes must encode")
-
-			deep := nested(s[0], s[1], etf.MaxDepth+1, []byte{97, 1})
-			_, err = decodeErrOnly(deep)
-			assert.ErrorIs(t, err, etf.ErrTooDeep)
-
-			huge := nested(s[0], s[1], 200000, []byte{97, 1})
-			_, err = decodeErrOnly(huge)
-			assert.ErrorIs(t, err, etf.ErrTooDeep)
-		})
-	}
-}
-
 // TestLongTailChain: a list written as a chain of one-element lists (each the tail of the previous) is one
 // flat list, not nesting; it decodes in linear time.
 func TestLongTailChain(t *testing.T) {
@@ -343,21 +305,6 @@ func TestLongTailChain(t *testing.T) {
 func decodeErrOnly(b []byte) (etf.Term, error) {
 	t, _, err := etf.Decode(b)
 	return t, err
-}
-
-func TestEncodeDepthLimit(t *testing.T) {
-	var deep etf.Term = int64(1)
-	for range etf.MaxDepth + 1 {
-		deep = etf.List{deep}
-	}
-	out, err := etf.Append([]byte("keep"), deep)
-	require.ErrorIs(t, err, etf.ErrTooDeep)
-	assert.Equal(t, []byte("keep"), out)
-
-	cyclic := etf.Tuple{nil}
-	cyclic[0] = cyclic
-	_, err = etf.Append(nil, cyclic)
-	assert.ErrorIs(t, err, etf.ErrTooDeep, "a cycle fails instead of overflowing the stack")
 }
 
 func TestEncodeErrors(t *testing.T) {

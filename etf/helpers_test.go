@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/internal/erltest"
 )
 
 var update = flag.Bool("update", false, "regenerate testdata/otp25_vectors.tsv with the installed erl")
@@ -77,35 +76,14 @@ func vectorByName(tb testing.TB, name string) []byte {
 	return nil
 }
 
-// needErl returns the path of escript, skipping the test when Erlang is not installed (failing under CI=true).
-func needErl(t *testing.T) string {
+// runEscript runs the escript at path (which rt must be able to read: a file from rt.TempDir, or any
+// file for the host) in runtime rt with a deadline; the process group is killed when the deadline passes.
+func runEscript(t *testing.T, rt *erltest.Runtime, env []string, path string, args ...string) []byte {
 	t.Helper()
-	_, errErl := exec.LookPath("erl")
-	path, errEsc := exec.LookPath("escript")
-	if errErl != nil || errEsc != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("erl/escript not installed but CI=true")
-		}
-		t.Skip("erl/escript not installed")
-	}
-	return path
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	return port
-}
-
-// runEscript runs an escript from testdata with a deadline; the process is killed when ctx ends.
-func runEscript(t *testing.T, escript string, env []string, args ...string) []byte {
-	t.Helper()
+	rt.RequireProgram(t, "escript")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, escript, args...)
+	cmd := rt.Command(ctx, "escript", append([]string{path}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -259,12 +237,11 @@ func binaryBE(u uint64) []byte {
 	return b
 }
 
-// regenerateVectors runs testdata/gen_vectors.escript on a named, EPMD-less node and rewrites the golden file.
+// regenerateVectors runs testdata/gen_vectors.escript with the host's OTP on a named, EPMD-less node and rewrites the golden file.
 func regenerateVectors(t *testing.T) {
-	escript := needErl(t)
 	name := fmt.Sprintf("etfgen%d@127.0.0.1", os.Getpid())
-	flags := fmt.Sprintf("ERL_FLAGS=-name %s -setcookie etfgen -start_epmd false -erl_epmd_port %d", name, freePort(t))
-	out := runEscript(t, escript, []string{flags}, filepath.Join("testdata", "gen_vectors.escript"))
+	flags := fmt.Sprintf("ERL_FLAGS=-name %s -setcookie etfgen -start_epmd false -erl_epmd_port %d", name, erltest.FreePort(t))
+	out := runEscript(t, erltest.Host(), []string{flags}, filepath.Join("testdata", "gen_vectors.escript"))
 	require.NotEmpty(t, out)
 	require.NoError(t, os.WriteFile(vectorsFile, out, 0o644))
 }

@@ -1,8 +1,13 @@
-// Package health builds the cluster health view of a node: the seed's
+// Package health builds the cluster health view of a node: a
 // ClusterHealth, computed by pinging every connected node concurrently
 // under one deadline.
 //
-// The seed (distribute/cluster.health) pings the connected nodes one after
+// "The seed", here and in the node package, is the Gleam library
+// distribute (its distribute/cluster module), whose API this module
+// follows function by function; ClusterHealth has the fields of the
+// seed's type of that name.
+//
+// The seed's cluster.health pings the connected nodes one after
 // the other with net_adm:ping, which waits with no timeout: one frozen
 // node (a stopped VM, a half-open TCP connection) blocks the health check
 // until net_ticktime drops the link, about a minute, and N slow nodes cost

@@ -13,6 +13,7 @@ import (
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/internal/nodetest"
 	"github.com/distribute-go/distribute/node"
 	"github.com/distribute-go/distribute/process"
 )
@@ -29,14 +30,7 @@ func uniqueName(prefix string) string { return erltest.UniqueName(prefix) + "@12
 // when the test ends.
 func startNode(t *testing.T, prefix string, epmdPort int) *process.Node {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	n, err := process.Start(ctx, uniqueName(prefix), testCookie, &process.Options{Node: node.Options{
-		EPMDPort: epmdPort, ListenAddr: "127.0.0.1",
-	}})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = n.Stop() })
-	return n
+	return nodetest.Start(t, uniqueName(prefix), testCookie, node.Options{EPMDPort: epmdPort})
 }
 
 // connect connects n to every peer.

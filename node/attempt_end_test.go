@@ -29,14 +29,14 @@ func nokPeer(t *testing.T, epmdPort int, name string) {
 }
 
 // waitDialLost waits until n's attempt to peer is pending with its dial
-// lost (outbound false) and returns it.
+// lost (dialLost) and returns it.
 func waitDialLost(t *testing.T, n *Node, peer string) *attempt {
 	var a *attempt
 	require.Eventually(t, func() bool {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		a = n.pending[peer]
-		return a != nil && !a.outbound && len(a.ins) == 0
+		return a != nil && a.dial == dialLost && len(a.ins) == 0
 	}, 3*time.Second, time.Millisecond)
 	return a
 }
@@ -46,13 +46,13 @@ func waitDialLost(t *testing.T, n *Node, peer string) *attempt {
 // joined inbound handshake had failed and finished the attempt
 // (inboundFailed=true), and wrote a.inboundFailed = a.yielded (false) after
 // done was closed: a data race with Connect's read, and Connect then did not
-// dial again. finishLocked now sets the field, once, before done closes.
+// dial again. endLocked now sets the field, once, before done closes.
 func TestAttemptInboundFailureIsNotRewritten(t *testing.T) {
 	const setup = 300 * time.Millisecond
 	port := freePort(t)
 	bName := shortName("b")
 	a := startNode(t, shortName("z"), testCookie, Options{EPMDPort: port, SetupTimeout: setup,
-		OnEvent: func(e Event) {
+		testEmitted: func(e Event) {
 			if e.Kind == EventHandshakeFailed && !e.Inbound {
 				time.Sleep(100 * time.Millisecond) // a slow metrics hook: widens dial's window
 			}
@@ -93,7 +93,7 @@ func TestAttemptWonIsNotFailedByDial(t *testing.T) {
 	port := freePort(t)
 	bName := shortName("b")
 	a := startNode(t, shortName("z"), testCookie, Options{EPMDPort: port, SetupTimeout: setup,
-		OnEvent: func(e Event) {
+		testEmitted: func(e Event) {
 			if e.Kind == EventHandshakeOK && e.Inbound {
 				time.Sleep(40 * time.Millisecond) // a slow metrics hook: widens addLink's window
 			}

@@ -12,7 +12,7 @@ import (
 func benchPair(b *testing.B, connect bool) (x, y *Node) {
 	b.Helper()
 	port := freePort(b)
-	quiet := slog.New(discard{}) // no logging cost in the numbers
+	quiet := slog.New(slog.DiscardHandler) // no logging cost in the numbers
 	x = startNode(b, shortName("bx"), testCookie, Options{EPMDPort: port, Logger: quiet})
 	y = startNode(b, shortName("by"), testCookie, Options{EPMDPort: port, Logger: quiet})
 	if connect {
@@ -32,7 +32,7 @@ func BenchmarkPingGoGo(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if _, err := x.PingRTT(ctx, peer); err != nil {
+		if _, err := pingRTT(x, ctx, peer); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -48,7 +48,7 @@ func BenchmarkPingParallel(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := x.PingRTT(ctx, peer); err != nil {
+			if _, err := pingRTT(x, ctx, peer); err != nil {
 				b.Error(err)
 				return
 			}
@@ -68,7 +68,7 @@ func BenchmarkConnect(b *testing.B) {
 		if err := x.Connect(ctx, peer); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := x.PingRTT(ctx, peer); err != nil {
+		if _, err := pingRTT(x, ctx, peer); err != nil {
 			b.Fatal(err)
 		}
 		cancel()

@@ -31,9 +31,9 @@ func TestGoGoConnectPingDisconnect(t *testing.T) {
 	waitCount(t, b, 1, 2*time.Second) // the acceptor installs its side a moment later
 	assert.Equal(t, []string{a.Self()}, b.Nodes())
 
-	assert.True(t, a.Ping(ctx, b.Self()))
-	assert.True(t, b.Ping(ctx, a.Self()))
-	rtt, err := a.PingRTT(ctx, b.Self())
+	assert.True(t, ping(a, ctx, b.Self()))
+	assert.True(t, ping(b, ctx, a.Self()))
+	rtt, err := pingRTT(a, ctx, b.Self())
 	require.NoError(t, err)
 	assert.Greater(t, rtt, time.Duration(0))
 	assert.Less(t, rtt, time.Second)
@@ -56,7 +56,7 @@ func TestGoGoConnectPingDisconnect(t *testing.T) {
 	// Reconnect, from the other side this time, and ping over the new link.
 	require.NoError(t, b.Connect(ctx, a.Self()))
 	waitCount(t, a, 1, 2*time.Second)
-	assert.True(t, a.Ping(ctx, b.Self()))
+	assert.True(t, ping(a, ctx, b.Self()))
 	assert.Equal(t, []string{a.Self()}, b.Nodes())
 }
 
@@ -66,9 +66,9 @@ func TestPingConnectsFirst(t *testing.T) {
 	t.Parallel()
 	a, b := pair(t, Options{})
 	ctx := testCtx(t, 10*time.Second)
-	assert.True(t, a.Ping(ctx, b.Self()))
+	assert.True(t, ping(a, ctx, b.Self()))
 	assert.Equal(t, []string{b.Self()}, a.Nodes())
-	assert.False(t, a.Ping(ctx, shortName("nobody")))
+	assert.False(t, ping(a, ctx, shortName("nobody")))
 }
 
 func TestConnectIgnored(t *testing.T) {
@@ -79,7 +79,7 @@ func TestConnectIgnored(t *testing.T) {
 	err := a.Connect(ctx, a.Self())
 	require.ErrorIs(t, err, ErrConnectIgnored)
 	assert.False(t, a.ConnectBool(ctx, a.Self()))
-	assert.True(t, a.Ping(ctx, a.Self()), "a running node pinging itself is pong, like net_adm:ping(node())")
+	assert.True(t, ping(a, ctx, a.Self()), "a running node pinging itself is pong, like net_adm:ping(node())")
 	assert.Empty(t, a.Nodes())
 
 	require.NoError(t, b.Stop())
@@ -87,8 +87,8 @@ func TestConnectIgnored(t *testing.T) {
 	assert.False(t, b.EPMDRegistered())
 	err = b.Connect(ctx, a.Self())
 	require.ErrorIs(t, err, ErrConnectIgnored)
-	assert.False(t, b.Ping(ctx, a.Self()))
-	assert.False(t, b.Ping(ctx, b.Self()), "a stopped node is not pong to itself")
+	assert.False(t, ping(b, ctx, a.Self()))
+	assert.False(t, ping(b, ctx, b.Self()), "a stopped node is not pong to itself")
 	assert.Empty(t, b.Nodes())
 }
 
@@ -99,9 +99,9 @@ func TestNilNode(t *testing.T) {
 	err := n.Connect(ctx, "a@localhost")
 	require.ErrorIs(t, err, ErrConnectIgnored)
 	assert.False(t, n.ConnectBool(ctx, "a@localhost"))
-	assert.False(t, n.Ping(ctx, "a@localhost"))
-	assert.False(t, n.Ping(ctx, NonodeName))
-	_, err = n.PingRTT(ctx, "a@localhost")
+	assert.False(t, ping(n, ctx, "a@localhost"))
+	assert.False(t, ping(n, ctx, NonodeName))
+	_, err = pingRTT(n, ctx, "a@localhost")
 	assert.ErrorIs(t, err, ErrConnectIgnored)
 	assert.Equal(t, NonodeName, n.Self())
 	assert.Equal(t, "nonode@nohost", n.Self())
@@ -248,7 +248,7 @@ func TestConnectWrongCookie(t *testing.T) {
 		require.ErrorAs(t, err, &ce)
 		assert.Equal(t, ConnectAuthFailed, ce.Kind)
 		errs = append(errs, err)
-		assert.False(t, dir[0].Ping(ctx, dir[1].Self()))
+		assert.False(t, ping(dir[0], ctx, dir[1].Self()))
 	}
 	assert.Empty(t, a.Nodes())
 	assert.Empty(t, b.Nodes())
@@ -296,8 +296,8 @@ func TestShortAndLongNames(t *testing.T) {
 	assert.Less(t, time.Since(start), 100*time.Millisecond, "refused without any network trip")
 
 	require.NoError(t, l1.Connect(ctx, l2.Self()))
-	assert.True(t, l2.Ping(ctx, l1.Self()))
-	assert.True(t, l1.Ping(ctx, l2.Self()))
+	assert.True(t, ping(l2, ctx, l1.Self()))
+	assert.True(t, ping(l1, ctx, l2.Self()))
 	assert.Equal(t, []string{l2.Self()}, l1.Nodes())
 	assert.True(t, IsLongName(l1.Self()))
 	assert.False(t, IsLongName(s.Self()))
@@ -411,7 +411,7 @@ func TestPingConcurrentCallers(t *testing.T) {
 				from, to = b, a
 			}
 			for range calls {
-				if _, err := from.PingRTT(ctx, to.Self()); err != nil {
+				if _, err := pingRTT(from, ctx, to.Self()); err != nil {
 					errs <- err
 					return
 				}

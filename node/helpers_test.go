@@ -3,101 +3,38 @@ package node
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
-	"github.com/distribute-go/distribute/internal/logbuf"
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/distribute-go/distribute/control"
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/handshake"
+	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/internal/logbuf"
+	"github.com/distribute-go/distribute/internal/procs"
 )
 
 // testCookie is the cookie of every test node unless a test says otherwise.
 const testCookie = "node-test-cookie-7f3a"
 
-// Ports handed out by freePort: below the kernel's ephemeral range, so
-// that no listener on port 0 and no outgoing connection of this or another
-// test can take a port between freePort and its use (seen: a test's EPMD
-// port given meanwhile to another test's blackhole listener). A process
-// never hands out the same port twice; the random start keeps concurrent
-// test processes apart.
-var (
-	portOnce           sync.Once
-	portLo, portHi     int
-	portNext           atomic.Int64
-	ephemeralRangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
-)
-
-func initPorts() {
-	lo, hi := 32768, 60999
-	if b, err := os.ReadFile(ephemeralRangeFile); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			l, err1 := strconv.Atoi(f[0])
-			h, err2 := strconv.Atoi(f[1])
-			if err1 == nil && err2 == nil {
-				lo, hi = l, h
-			}
-		}
-	}
-	switch {
-	case lo-1-10000 >= 2000:
-		portLo, portHi = 10000, lo-1
-	case 65535-hi >= 2000:
-		portLo, portHi = hi+1, 65535
-	}
-	if portHi > 0 {
-		var b [2]byte
-		_, _ = rand.Read(b[:])
-		portNext.Store(int64(binary.BigEndian.Uint16(b[:])) % int64(portHi-portLo+1))
-	}
-}
-
 // freePort returns a TCP port free on every interface a moment ago, and
-// given to no other caller in this process.
-func freePort(t testing.TB) int {
-	t.Helper()
-	portOnce.Do(initPorts)
-	if portHi == 0 { // no room outside the ephemeral range: let the kernel pick
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
-	}
-	for range 500 {
-		p := portLo + int(portNext.Add(1)%int64(portHi-portLo+1))
-		ln, err := net.Listen("tcp", ":"+strconv.Itoa(p))
-		if err == nil {
-			_ = ln.Close()
-			return p
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-var nameSeq atomic.Uint64
+// given to no other caller in this process (erltest.FreePort: outside the
+// kernel's ephemeral range).
+func freePort(t testing.TB) int { return erltest.FreePort(t) }
 
 // uniqueAlive returns an alive part never used before by this process (nor,
 // with high probability, by another one).
-func uniqueAlive(prefix string) string {
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return prefix + strconv.FormatUint(nameSeq.Add(1), 10) + "_" + hex.EncodeToString(b[:])
-}
+func uniqueAlive(prefix string) string { return erltest.UniqueName(prefix) }
 
 // shortName is a unique short node name (host without a dot).
 func shortName(prefix string) string { return uniqueAlive(prefix) + "@localhost" }
@@ -118,38 +55,22 @@ func debugLogger(t testing.TB) (*slog.Logger, *syncBuf) {
 	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
 }
 
-// events records what a node reports to Options.OnEvent.
-type events struct {
-	mu  sync.Mutex
-	all []Event
-}
+// events records what a node reports to Options.OnEvent. Package node's
+// tests cannot use internal/nodetest (it imports node), so this adapts
+// procs.Recorder directly.
+type events struct{ procs.Recorder[Event] }
 
-func (e *events) add(ev Event) {
-	e.mu.Lock()
-	e.all = append(e.all, ev)
-	e.mu.Unlock()
-}
+func (e *events) add(ev Event) { e.Add(ev) }
 
 // count returns how many events of kind k were seen.
 func (e *events) count(k EventKind) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	c := 0
-	for _, ev := range e.all {
-		if ev.Kind == k {
-			c++
-		}
-	}
-	return c
+	return e.Count(0, func(ev Event) bool { return ev.Kind == k })
 }
 
-func (e *events) list() []Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]Event(nil), e.all...)
-}
+func (e *events) list() []Event { return e.List() }
 
-// startNode starts a node with a test logger, a loopback listener and a
+// startNode starts a node with a test logger (package node's own: it cannot
+// import internal/nodetest, which imports node), a loopback listener and a
 // short setup time (unless opts says otherwise), and stops it when the test
 // ends. opts.EPMDPort must be set: each test has its own EPMD port.
 func startNode(t testing.TB, name, cookie string, opts Options) *Node {
@@ -163,6 +84,9 @@ func startNode(t testing.TB, name, cookie string, opts Options) *Node {
 	}
 	if opts.Logger == nil {
 		opts.Logger, _ = debugLogger(t)
+	}
+	if opts.Handler == nil {
+		opts.Handler = newTestHandler()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -328,7 +252,7 @@ func (p *rawPeer) recv(d time.Duration) (ctrl etf.Tuple, msg etf.Term) {
 		require.NoError(p.t, err)
 		decode, body := etf.Decode, b[1:]
 		if p.headers {
-			require.Equal(p.t, []byte{etf.VersionTag, distHeader, 0}, b[:3], "a header frame without atom cache refs")
+			require.Equal(p.t, []byte{etf.VersionTag, control.DistHeader, 0}, b[:3], "a header frame without atom cache refs")
 			decode, body = etf.DecodeTerm, b[3:]
 		} else {
 			require.Equal(p.t, byte('p'), b[0], "a pass-through frame")

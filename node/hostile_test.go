@@ -3,12 +3,16 @@ package node
 import (
 	"context"
 	"encoding/binary"
+	"io"
+	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/distribute-go/distribute/control"
 	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/handshake"
 )
@@ -30,33 +34,63 @@ func hostileNode(t *testing.T, opts Options) (*Node, *rawPeer) {
 func assertStillServes(t *testing.T, n *Node) {
 	t.Helper()
 	other := startNode(t, shortName("other"), testCookie, Options{EPMDPort: n.EPMDPort()})
-	assert.True(t, other.Ping(testCtx(t, 5*time.Second), n.Self()), "the node still serves others")
+	assert.True(t, ping(other, testCtx(t, 5*time.Second), n.Self()), "the node still serves others")
 }
 
+// TestHostileOversizedFrame: a frame over the size limit is read through without being held,
+// counted and logged; the link stays and answers the next frame.
 func TestHostileOversizedFrame(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		what  string
-		limit int
-		size  uint32
-	}{
-		{"4 GiB frame, default limit", 0, 0xFFFFFFFF},
-		{"one byte over a set limit", 1024, 1025},
-	} {
-		t.Run(tc.what, func(t *testing.T) {
-			t.Parallel()
-			var ev events
-			n, p := hostileNode(t, Options{MaxMessageSize: tc.limit, OnEvent: ev.add})
-			var hdr [5]byte
-			binary.BigEndian.PutUint32(hdr[:], tc.size)
-			hdr[4] = 'p'
-			p.writeRaw(hdr[:])
-			p.expectClosed(2 * time.Second)
-			waitCount(t, n, 0, time.Second)
-			require.Eventually(t, func() bool { return ev.count(EventLinkDown) == 1 }, time.Second, 5*time.Millisecond)
-			assertStillServes(t, n)
-		})
+	t.Run("one byte over a set limit", func(t *testing.T) {
+		t.Parallel()
+		logger, logs := debugLogger(t)
+		n, p := hostileNode(t, Options{MaxMessageSize: 1024, Logger: logger})
+		body := make([]byte, 1025)
+		body[0] = 'p'
+		p.frame(body)
+		assertUnlinkAck(t, p)
+		assert.Equal(t, Stats{TooLarge: 1}, n.Stats())
+		assert.Equal(t, []string{p.name}, n.Nodes())
+		assert.Contains(t, logs.String(), "skipped a message")
+	})
+	t.Run("4 GiB frame, default limit", func(t *testing.T) {
+		t.Parallel()
+		var ev events
+		n, p := hostileNode(t, Options{OnEvent: ev.add})
+		var hdr [5]byte
+		binary.BigEndian.PutUint32(hdr[:], 0xFFFFFFFF)
+		hdr[4] = 'p'
+		p.writeRaw(hdr[:])
+		p.writeRaw(make([]byte, 64<<10))
+		// Counted as soon as its length is read; the node reads on (the
+		// frame never ends here) and keeps the link.
+		require.Eventually(t, func() bool { return n.Stats().TooLarge == 1 }, 2*time.Second, 5*time.Millisecond)
+		assert.Equal(t, []string{p.name}, n.Nodes())
+		assert.Zero(t, ev.count(EventLinkDown))
+		assertStillServes(t, n)
+	})
+}
+
+// TestHostileCutLengthPrefix: a connection that ends inside a frame's length prefix ends the
+// link (EOF): there is no frame to skip.
+func TestHostileCutLengthPrefix(t *testing.T) {
+	t.Parallel()
+	var ev events
+	n, p := hostileNode(t, Options{OnEvent: ev.add})
+	p.writeRaw([]byte{0, 0})
+	require.NoError(t, p.conn.(*net.TCPConn).CloseWrite())
+	p.expectClosed(2 * time.Second)
+	waitCount(t, n, 0, 2*time.Second)
+	require.Eventually(t, func() bool { return ev.count(EventLinkDown) == 1 }, 2*time.Second, 5*time.Millisecond)
+	var down Event
+	for _, e := range ev.list() {
+		if e.Kind == EventLinkDown {
+			down = e
+		}
 	}
+	assert.ErrorIs(t, down.Err, io.ErrUnexpectedEOF)
+	assert.Equal(t, Stats{}, n.Stats())
+	assertStillServes(t, n)
 }
 
 func TestHostileAtLimitFrameAccepted(t *testing.T) {
@@ -65,7 +99,7 @@ func TestHostileAtLimitFrameAccepted(t *testing.T) {
 	// A SEND to a pid we do not have, padded with a binary to exactly 1024
 	// bytes: within the limit, dropped unread, the link stays.
 	b := []byte{0, 0, 0, 0, 'p'}
-	b, err := etf.Append(b, etf.Tuple{int64(opSend), atomEmpty, etf.Pid{Node: etf.Atom(n.Self()), ID: 999, Creation: n.Creation()}})
+	b, err := etf.Append(b, etf.Tuple{int64(control.OpSend), atomEmpty, etf.Pid{Node: etf.Atom(n.Self()), ID: 999, Creation: n.Creation()}})
 	require.NoError(t, err)
 	pad := 1024 - (len(b) - 4) - 1 - 5 // 131, 109, Len:32
 	b, err = etf.Append(b, make([]byte, pad))
@@ -77,6 +111,8 @@ func TestHostileAtLimitFrameAccepted(t *testing.T) {
 	assert.Equal(t, []string{p.name}, n.Nodes())
 }
 
+// TestHostileGarbageFrames: a malformed frame on an established link is skipped, counted and
+// logged; the link stays and answers the next frame in order.
 func TestHostileGarbageFrames(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -95,12 +131,15 @@ func TestHostileGarbageFrames(t *testing.T) {
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			t.Parallel()
-			n, p := hostileNode(t, Options{})
-			b := binary.BigEndian.AppendUint32(nil, uint32(len(tc.frame)))
-			p.writeRaw(append(b, tc.frame...))
-			p.expectClosed(2 * time.Second)
-			waitCount(t, n, 0, time.Second)
-			assertStillServes(t, n)
+			logger, logs := debugLogger(t)
+			var ev events
+			n, p := hostileNode(t, Options{Logger: logger, OnEvent: ev.add})
+			p.frame(tc.frame)
+			assertUnlinkAck(t, p)
+			assert.Equal(t, Stats{Malformed: 1}, n.Stats())
+			assert.Equal(t, []string{p.name}, n.Nodes())
+			assert.Zero(t, ev.count(EventLinkDown))
+			assert.Contains(t, logs.String(), "skipped a message")
 		})
 	}
 }
@@ -110,9 +149,9 @@ func TestHostileGarbageFrames(t *testing.T) {
 func assertUnlinkAck(t *testing.T, p *rawPeer) {
 	t.Helper()
 	to := etf.Pid{Node: "n@x", ID: 5, Creation: 1}
-	p.send(etf.Tuple{int64(opUnlinkID), int64(424242), p.pid, to}, nil)
+	p.send(etf.Tuple{int64(control.OpUnlinkID), int64(424242), p.pid, to}, nil)
 	ctrl, msg := p.recv(2 * time.Second)
-	assert.Equal(t, etf.Tuple{int64(opUnlinkIDAck), int64(424242), to, p.pid}, ctrl)
+	assert.Equal(t, etf.Tuple{int64(control.OpUnlinkIDAck), int64(424242), to, p.pid}, ctrl)
 	assert.Nil(t, msg)
 }
 
@@ -122,11 +161,11 @@ func TestHostileUnknownControlIgnored(t *testing.T) {
 	p.send(etf.Tuple{int64(99), etf.Atom("whatever")}, nil)
 	p.send(etf.Tuple{int64(1000), p.pid, p.pid, p.pid, p.pid}, etf.Atom("payload"))
 	// Messages to a registered name or a pid we do not have are dropped.
-	p.send(etf.Tuple{int64(opRegSend), p.pid, atomEmpty, etf.Atom("rex")}, etf.Tuple{p.pid, etf.Atom("features_request")})
-	p.send(etf.Tuple{int64(opSend), atomEmpty, etf.Pid{Node: etf.Atom(n.Self()), ID: 9}}, etf.Atom("hello"))
+	p.send(etf.Tuple{int64(control.OpRegSend), p.pid, atomEmpty, etf.Atom("rex")}, etf.Tuple{p.pid, etf.Atom("features_request")})
+	p.send(etf.Tuple{int64(control.OpSend), atomEmpty, etf.Pid{Node: etf.Atom(n.Self()), ID: 9}}, etf.Atom("hello"))
 	// Signals for processes we do not have need no answer.
-	p.send(etf.Tuple{int64(opDemonitorP), p.pid, etf.Atom("net_kernel"), n.newRef()}, nil)
-	p.send(etf.Tuple{int64(opExit), p.pid, etf.Pid{Node: etf.Atom(n.Self()), ID: 9}, etf.Atom("normal")}, nil)
+	p.send(etf.Tuple{int64(control.OpDemonitorP), p.pid, etf.Atom("net_kernel"), etf.Ref{Node: etf.Atom(n.Self()), Creation: n.Creation(), Len: 3, ID: [5]uint32{1, 2, 3}}}, nil)
+	p.send(etf.Tuple{int64(control.OpExit), p.pid, etf.Pid{Node: etf.Atom(n.Self()), ID: 9}, etf.Atom("normal")}, nil)
 	assertUnlinkAck(t, p)
 	assert.Equal(t, []string{p.name}, n.Nodes())
 }
@@ -138,30 +177,30 @@ func TestHostileMonitorLinkUnlink(t *testing.T) {
 	ref := etf.Ref{Node: etf.Atom(p.name), Creation: 0x1234, Len: 3, ID: [5]uint32{1, 2, 3}}
 
 	// MONITOR_P of a pid we do not have: MONITOR_P_EXIT noproc at once.
-	p.send(etf.Tuple{int64(opMonitorP), p.pid, target, ref}, nil)
+	p.send(etf.Tuple{int64(control.OpMonitorP), p.pid, target, ref}, nil)
 	ctrl, msg := p.recv(2 * time.Second)
-	assert.Equal(t, etf.Tuple{int64(opMonitorPExit), target, p.pid, ref, etf.Atom("noproc")}, ctrl)
+	assert.Equal(t, etf.Tuple{int64(control.OpMonitorPExit), target, p.pid, ref, etf.Atom("noproc")}, ctrl)
 	assert.Nil(t, msg)
 
 	// A monitor by name of an unknown registered process: noproc too.
-	p.send(etf.Tuple{int64(opMonitorP), p.pid, etf.Atom("no_such_name"), ref}, nil)
+	p.send(etf.Tuple{int64(control.OpMonitorP), p.pid, etf.Atom("no_such_name"), ref}, nil)
 	ctrl, _ = p.recv(2 * time.Second)
-	assert.Equal(t, etf.Tuple{int64(opMonitorPExit), etf.Atom("no_such_name"), p.pid, ref, etf.Atom("noproc")}, ctrl)
+	assert.Equal(t, etf.Tuple{int64(control.OpMonitorPExit), etf.Atom("no_such_name"), p.pid, ref, etf.Atom("noproc")}, ctrl)
 
 	// A monitor of net_kernel (BEAM's ping does that) stays silent: the
 	// next frame is the UNLINK_ID ack, not a MONITOR_P_EXIT.
-	p.send(etf.Tuple{int64(opMonitorP), p.pid, etf.Atom("net_kernel"), ref}, nil)
+	p.send(etf.Tuple{int64(control.OpMonitorP), p.pid, etf.Atom("net_kernel"), ref}, nil)
 	assertUnlinkAck(t, p)
 
 	// LINK: EXIT noproc.
-	p.send(etf.Tuple{int64(opLink), p.pid, target}, nil)
+	p.send(etf.Tuple{int64(control.OpLink), p.pid, target}, nil)
 	ctrl, _ = p.recv(2 * time.Second)
-	assert.Equal(t, etf.Tuple{int64(opExit), target, p.pid, etf.Atom("noproc")}, ctrl)
+	assert.Equal(t, etf.Tuple{int64(control.OpExit), target, p.pid, etf.Atom("noproc")}, ctrl)
 
 	// UNLINK_ID {35,Id,From,To} -> UNLINK_ID_ACK {36,Id,To,From}.
-	p.send(etf.Tuple{int64(opUnlinkID), int64(7), p.pid, target}, nil)
+	p.send(etf.Tuple{int64(control.OpUnlinkID), int64(7), p.pid, target}, nil)
 	ctrl, _ = p.recv(2 * time.Second)
-	assert.Equal(t, etf.Tuple{int64(opUnlinkIDAck), int64(7), target, p.pid}, ctrl)
+	assert.Equal(t, etf.Tuple{int64(control.OpUnlinkIDAck), int64(7), target, p.pid}, ctrl)
 
 	assert.Equal(t, []string{p.name}, n.Nodes())
 }
@@ -177,18 +216,18 @@ func TestHostileIsAuthCall(t *testing.T) {
 	} {
 		// The node argument does not matter: net_kernel answers yes.
 		for _, who := range []etf.Atom{etf.Atom(p.name), "someone@else"} {
-			p.send(etf.Tuple{int64(opRegSend), p.pid, atomEmpty, etf.Atom("net_kernel")},
+			p.send(etf.Tuple{int64(control.OpRegSend), p.pid, atomEmpty, etf.Atom("net_kernel")},
 				etf.Tuple{etf.Atom("$gen_call"), etf.Tuple{caller, tag}, etf.Tuple{etf.Atom("is_auth"), who}})
 			ctrl, msg := p.recv(2 * time.Second)
-			assert.Equal(t, etf.Tuple{int64(opSend), atomEmpty, caller}, ctrl)
+			assert.Equal(t, etf.Tuple{int64(control.OpSend), atomEmpty, caller}, ctrl)
 			assert.Equal(t, etf.Tuple{tag, etf.Atom("yes")}, msg, "the tag comes back verbatim")
 		}
 	}
 	// Other net_kernel calls and malformed ones get no answer and do not
 	// drop the link.
-	p.send(etf.Tuple{int64(opRegSend), p.pid, atomEmpty, etf.Atom("net_kernel")},
+	p.send(etf.Tuple{int64(control.OpRegSend), p.pid, atomEmpty, etf.Atom("net_kernel")},
 		etf.Tuple{etf.Atom("$gen_call"), etf.Tuple{caller, ref}, etf.Atom("something_else")})
-	p.send(etf.Tuple{int64(opRegSend), p.pid, atomEmpty, etf.Atom("net_kernel")}, etf.Atom("not_a_call"))
+	p.send(etf.Tuple{int64(control.OpRegSend), p.pid, atomEmpty, etf.Atom("net_kernel")}, etf.Atom("not_a_call"))
 	assertUnlinkAck(t, p)
 	assert.Equal(t, []string{p.name}, n.Nodes())
 }
@@ -203,19 +242,19 @@ func TestPingAnsweredByRawPeer(t *testing.T) {
 		answer etf.Atom
 		ctrl   func(from etf.Pid, ref etf.Ref) etf.Tuple
 	}{
-		{"SEND yes", "yes", func(from etf.Pid, _ etf.Ref) etf.Tuple { return etf.Tuple{int64(opSend), atomEmpty, from} }},
-		{"SEND_SENDER yes", "yes", func(from etf.Pid, _ etf.Ref) etf.Tuple { return etf.Tuple{int64(opSendSender), p.pid, from} }},
-		{"ALIAS_SEND yes", "yes", func(_ etf.Pid, ref etf.Ref) etf.Tuple { return etf.Tuple{int64(opAliasSend), p.pid, ref} }},
-		{"SEND no", "no", func(from etf.Pid, _ etf.Ref) etf.Tuple { return etf.Tuple{int64(opSend), atomEmpty, from} }},
+		{"SEND yes", "yes", func(from etf.Pid, _ etf.Ref) etf.Tuple { return etf.Tuple{int64(control.OpSend), atomEmpty, from} }},
+		{"SEND_SENDER yes", "yes", func(from etf.Pid, _ etf.Ref) etf.Tuple { return etf.Tuple{int64(control.OpSendSender), p.pid, from} }},
+		{"ALIAS_SEND yes", "yes", func(_ etf.Pid, ref etf.Ref) etf.Tuple { return etf.Tuple{int64(control.OpAliasSend), p.pid, ref} }},
+		{"SEND no", "no", func(from etf.Pid, _ etf.Ref) etf.Tuple { return etf.Tuple{int64(control.OpSend), atomEmpty, from} }},
 	} {
 		res := make(chan error, 1)
 		go func() {
-			_, err := n.PingRTT(testCtx(t, 5*time.Second), p.name)
+			_, err := pingRTT(n, testCtx(t, 5*time.Second), p.name)
 			res <- err
 		}()
 		ctrl, msg := p.recv(2 * time.Second)
 		require.Len(t, ctrl, 4, tc.what)
-		assert.Equal(t, int64(opRegSend), ctrl[0], tc.what)
+		assert.Equal(t, int64(control.OpRegSend), ctrl[0], tc.what)
 		assert.Equal(t, etf.Atom("net_kernel"), ctrl[3], tc.what)
 		call, ok := msg.(etf.Tuple)
 		require.True(t, ok, tc.what)
@@ -233,7 +272,7 @@ func TestPingAnsweredByRawPeer(t *testing.T) {
 			if tc.answer == "yes" {
 				assert.NoError(t, err, tc.what)
 			} else {
-				assert.ErrorIs(t, err, ErrPang, tc.what)
+				assert.ErrorIs(t, err, errPang, tc.what)
 			}
 		case <-time.After(3 * time.Second):
 			t.Fatalf("%s: ping did not return", tc.what)
@@ -248,7 +287,7 @@ func TestPingPeerNeverAnswers(t *testing.T) {
 	t.Parallel()
 	n, p := hostileNode(t, Options{})
 	start := time.Now()
-	_, err := n.PingRTT(testCtx(t, 300*time.Millisecond), p.name)
+	_, err := pingRTT(n, testCtx(t, 300*time.Millisecond), p.name)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Less(t, time.Since(start), time.Second)
@@ -258,7 +297,7 @@ func TestPingPeerNeverAnswers(t *testing.T) {
 // isAuthTerms returns the REG_SEND control and the $gen_call message of an
 // is_auth call from p, with tag.
 func isAuthTerms(p *rawPeer, tag etf.Term) (ctrl, msg etf.Term) {
-	return etf.Tuple{int64(opRegSend), p.pid, atomEmpty, etf.Atom("net_kernel")},
+	return etf.Tuple{int64(control.OpRegSend), p.pid, atomEmpty, etf.Atom("net_kernel")},
 		etf.Tuple{etf.Atom("$gen_call"), etf.Tuple{p.pid, tag}, etf.Tuple{etf.Atom("is_auth"), etf.Atom(p.name)}}
 }
 
@@ -277,9 +316,9 @@ func bareTerms(t *testing.T, terms ...etf.Term) []byte {
 
 // fragFrame builds a "131 69" (first) or "131 70" fragment frame body.
 func fragFrame(first bool, seq, id uint64, data []byte) []byte {
-	b := []byte{etf.VersionTag, distFragCont}
+	b := []byte{etf.VersionTag, control.DistFragCont}
 	if first {
-		b[1] = distFragHeader
+		b[1] = control.DistFragHeader
 	}
 	b = binary.BigEndian.AppendUint64(b, seq)
 	b = binary.BigEndian.AppendUint64(b, id)
@@ -298,13 +337,13 @@ func TestHeaderFramesRead(t *testing.T) {
 	expectYes := func(tag etf.Term) {
 		t.Helper()
 		ctrl, msg := p.recv(2 * time.Second)
-		assert.Equal(t, etf.Tuple{int64(opSend), atomEmpty, p.pid}, ctrl)
+		assert.Equal(t, etf.Tuple{int64(control.OpSend), atomEmpty, p.pid}, ctrl)
 		assert.Equal(t, etf.Tuple{tag, etf.Atom("yes")}, msg)
 	}
 
 	// A normal header frame: 131 68 0, then the terms without 131.
 	c, m := isAuthTerms(p, ref(1))
-	p.frame(append([]byte{etf.VersionTag, distHeader, 0}, bareTerms(t, c, m)...))
+	p.frame(append([]byte{etf.VersionTag, control.DistHeader, 0}, bareTerms(t, c, m)...))
 	expectYes(ref(1))
 
 	// A message in three fragments (ids count down to 1).
@@ -348,7 +387,7 @@ func TestFrameFormatFollowsNegotiation(t *testing.T) {
 	assert.Equal(t, etf.Tuple{ref, etf.Atom("yes")}, msg)
 	// A header frame from a peer that did not negotiate FRAGMENTS (ergo
 	// does that) is read all the same.
-	p.frame(append([]byte{etf.VersionTag, distHeader, 0}, bareTerms(t, c, m)...))
+	p.frame(append([]byte{etf.VersionTag, control.DistHeader, 0}, bareTerms(t, c, m)...))
 	_, msg = p.recv(2 * time.Second)
 	assert.Equal(t, etf.Tuple{ref, etf.Atom("yes")}, msg)
 
@@ -360,30 +399,34 @@ func TestFrameFormatFollowsNegotiation(t *testing.T) {
 	assert.Equal(t, etf.Tuple{ref, etf.Atom("yes")}, msg)
 }
 
+// TestHostileHeaderFrames: bad header and fragment frames are skipped and counted, once per
+// frame or per discarded message; the link stays and answers the next frame.
 func TestHostileHeaderFrames(t *testing.T) {
 	t.Parallel()
 	junk := make([]byte, 600)
 	var tooMany [][]byte
-	for seq := range uint64(maxFragSeqs + 1) {
+	for seq := range uint64(64 + 1) {
 		tooMany = append(tooMany, fragFrame(true, seq, 2, []byte{1}))
 	}
 	for _, tc := range []struct {
 		what   string
 		frames [][]byte
+		want   Stats
 	}{
-		{"atom cache references", [][]byte{{etf.VersionTag, distHeader, 1, 0, 0, 0}}},
-		{"header without cache byte", [][]byte{{etf.VersionTag, distHeader}}},
-		{"unknown header", [][]byte{{etf.VersionTag, 99, 0}}},
-		{"version byte alone", [][]byte{{etf.VersionTag}}},
-		{"short fragment header", [][]byte{{etf.VersionTag, distFragHeader, 0, 0, 0}}},
-		{"fragment id 0", [][]byte{fragFrame(true, 1, 0, []byte{1})}},
-		{"fragment of unknown sequence", [][]byte{fragFrame(false, 5, 1, []byte{1})}},
-		{"fragment out of order", [][]byte{fragFrame(true, 1, 3, []byte{1}), fragFrame(false, 1, 1, []byte{1})}},
-		{"sequence started twice", [][]byte{fragFrame(true, 1, 3, []byte{1}), fragFrame(true, 1, 2, []byte{1})}},
-		{"first fragment with atom cache refs", [][]byte{append(fragFrame(true, 1, 2, nil)[:18], 3, 0)}},
-		{"fragments over the size limit", [][]byte{fragFrame(true, 1, 3, junk), fragFrame(false, 1, 2, junk)}},
-		{"too many sequences at once", tooMany},
-		{"reassembled garbage", [][]byte{fragFrame(true, 1, 2, []byte{0xde}), fragFrame(false, 1, 1, []byte{0xad})}},
+		{"atom cache references", [][]byte{{etf.VersionTag, control.DistHeader, 1, 0, 0, 0}}, Stats{Malformed: 1}},
+		{"header without cache byte", [][]byte{{etf.VersionTag, control.DistHeader}}, Stats{Malformed: 1}},
+		{"unknown header", [][]byte{{etf.VersionTag, 99, 0}}, Stats{Malformed: 1}},
+		{"version byte alone", [][]byte{{etf.VersionTag}}, Stats{Malformed: 1}},
+		{"short fragment header", [][]byte{{etf.VersionTag, control.DistFragHeader, 0, 0, 0}}, Stats{Malformed: 1}},
+		{"fragment id 0", [][]byte{fragFrame(true, 1, 0, []byte{1})}, Stats{Malformed: 1}},
+		{"fragment of unknown sequence", [][]byte{fragFrame(false, 5, 1, []byte{1})}, Stats{Malformed: 1}},
+		{"fragment out of order", [][]byte{fragFrame(true, 1, 3, []byte{1}), fragFrame(false, 1, 1, []byte{1})}, Stats{Malformed: 1}},
+		{"sequence started twice", [][]byte{fragFrame(true, 1, 3, []byte{1}), fragFrame(true, 1, 2, []byte{1})}, Stats{Malformed: 1}},
+		{"first fragment with atom cache refs", [][]byte{append(fragFrame(true, 1, 2, nil)[:18], 3, 0)}, Stats{Malformed: 1}},
+		// Refused at the first fragment; the rest are dropped without another count.
+		{"fragments over the size limit", [][]byte{fragFrame(true, 1, 3, junk), fragFrame(false, 1, 2, junk), fragFrame(false, 1, 1, junk)}, Stats{TooLarge: 1}},
+		{"too many sequences at once", tooMany, Stats{TooLarge: 1}},
+		{"reassembled garbage", [][]byte{fragFrame(true, 1, 2, []byte{0xde}), fragFrame(false, 1, 1, []byte{0xad})}, Stats{Malformed: 1}},
 	} {
 		t.Run(tc.what, func(t *testing.T) {
 			t.Parallel()
@@ -391,9 +434,71 @@ func TestHostileHeaderFrames(t *testing.T) {
 			for _, f := range tc.frames {
 				p.frame(f)
 			}
-			p.expectClosed(2 * time.Second)
-			waitCount(t, n, 0, time.Second)
-			assertStillServes(t, n)
+			assertUnlinkAck(t, p)
+			assert.Equal(t, tc.want, n.Stats())
+			assert.Equal(t, []string{p.name}, n.Nodes())
 		})
 	}
+}
+
+// TestFragmentsAfterSkipStillWork: after a fragmented message was refused, the next one on the
+// same link is reassembled and delivered.
+func TestFragmentsAfterSkipStillWork(t *testing.T) {
+	t.Parallel()
+	n, p := hostileNode(t, Options{MaxMessageSize: 1024})
+	junk := make([]byte, 600)
+	p.frame(fragFrame(true, 1, 3, junk))
+	p.frame(fragFrame(false, 1, 2, junk))
+	p.frame(fragFrame(false, 1, 1, junk))
+	ref := etf.Ref{Node: etf.Atom(p.name), Creation: 0x1234, Len: 3, ID: [5]uint32{77}}
+	c, m := isAuthTerms(p, ref)
+	whole := bareTerms(t, c, m)
+	p.frame(fragFrame(true, 1, 2, whole[:10]))
+	p.frame(fragFrame(false, 1, 1, whole[10:]))
+	ctrl, msg := p.recv(2 * time.Second)
+	assert.Equal(t, etf.Tuple{int64(control.OpSend), atomEmpty, p.pid}, ctrl)
+	assert.Equal(t, etf.Tuple{ref, etf.Atom("yes")}, msg)
+	assert.Equal(t, Stats{TooLarge: 1}, n.Stats())
+}
+
+// filterHandler is a testHandler that refuses messages to the registered name "nobody".
+type filterHandler struct {
+	*testHandler
+	asked atomic.Int64
+}
+
+func (h *filterHandler) WantMessage(_ *Conn, m control.Message) bool {
+	h.asked.Add(1)
+	rs, ok := m.(control.RegSend)
+	return !ok || rs.To != "nobody"
+}
+
+// TestMessageFilterSkipsFragments: a Handler that implements MessageFilter is asked once per
+// fragmented message; the fragments of a refused one are discarded as they arrive and never
+// reach HandleMessage, and the link goes on.
+func TestMessageFilterSkipsFragments(t *testing.T) {
+	t.Parallel()
+	h := &filterHandler{testHandler: newTestHandler()}
+	n, p := hostileNode(t, Options{Handler: h, MaxMessageSize: 1 << 20})
+	before := h.msgs.Load()
+	big := make([]byte, 600<<10) // held whole, it would take 600 KiB
+	whole := bareTerms(t, etf.Tuple{int64(control.OpRegSend), p.pid, atomEmpty, etf.Atom("nobody")}, big)
+	k := uint64(12)
+	size := len(whole)/int(k) + 1
+	for i := uint64(0); i < k; i++ {
+		lo, hi := int(i)*size, min(int(i+1)*size, len(whole))
+		p.frame(fragFrame(i == 0, 3, k-i, whole[lo:hi]))
+	}
+	ref := etf.Ref{Node: etf.Atom(p.name), Creation: 0x1234, Len: 3, ID: [5]uint32{5}}
+	c, m := isAuthTerms(p, ref)
+	w := bareTerms(t, c, m)
+	p.frame(fragFrame(true, 4, 2, w[:8]))
+	p.frame(fragFrame(false, 4, 1, w[8:]))
+	ctrl, msg := p.recv(2 * time.Second)
+	assert.Equal(t, etf.Tuple{int64(control.OpSend), atomEmpty, p.pid}, ctrl)
+	assert.Equal(t, etf.Tuple{ref, etf.Atom("yes")}, msg)
+	assert.Equal(t, int64(2), h.asked.Load(), "asked once per fragmented message")
+	assert.Equal(t, before+1, h.msgs.Load(), "only the wanted message reached HandleMessage")
+	assert.Equal(t, Stats{}, n.Stats(), "a refused message is no error")
+	assert.Equal(t, []string{p.name}, n.Nodes())
 }

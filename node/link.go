@@ -122,7 +122,7 @@ func (l *link) tick() {
 		l.silent = 0
 	} else {
 		l.silent++
-		if l.silent >= 3 {
+		if l.silent >= 4 { // BEAM's dist_util: down on the 4th silent check, after T..1.25T of silence
 			l.close(errTickTimeout)
 			return
 		}
@@ -352,8 +352,12 @@ func frameBuffered(r *bufio.Reader) bool {
 // (whoever closed the link) it tells the Handler, after the last message.
 func (l *link) readLoop() {
 	defer l.n.wg.Done()
+	defer l.n.own()() // it calls the Handler
 	r := bufio.NewReaderSize(l.conn, 4096)
 	fr := control.Reader{MaxMessage: l.n.opts.MaxMessageSize}
+	if f, ok := l.h.(MessageFilter); ok {
+		fr.Want = func(m control.Message) bool { return f.WantMessage(l.pub, m) }
+	}
 	var hdr [4]byte
 	var buf []byte
 	batch := false // frames handled since the last flushFromReader

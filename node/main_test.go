@@ -13,5 +13,8 @@ func TestMain(m *testing.M) {
 	if os.Getenv(eaccesChildEnv) != "" {
 		os.Exit(eaccesChild())
 	}
+	// An illegal attempt transition is a bug: crash the test binary, whichever goroutine
+	// finds it.
+	onIllegalTransition = func(_ *Node, what string) { panic("connection attempt: illegal transition " + what) }
 	goleak.VerifyTestMain(m)
 }

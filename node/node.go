@@ -1,15 +1,19 @@
 // Package node is an Erlang distribution node written in Go: it registers
 // with EPMD (or embeds its own), accepts and dials distribution connections
 // with the handshake package, and keeps each link alive with ticks. Its API
-// mirrors the Gleam library distribute/cluster (start_node, connect, ping,
+// mirrors the Gleam library distribute/cluster (start_node, connect,
 // nodes, connected_count, self_node, is_distributed) in Go's idiom: every
 // network call takes a context.Context and returns typed errors.
 //
 // A node is hidden, like erl_interface and jinterface nodes: it appears in
-// a BEAM node's nodes(hidden), not in nodes(). It answers the net_kernel
-// {is_auth, Node} call, so net_adm:ping from Erlang and Node.ping from
-// Elixir return pong, and it answers monitors, links and UNLINK_ID of
-// processes it does not have, so no BEAM call into it hangs.
+// a BEAM node's nodes(hidden), not in nodes().
+//
+// The node is the link layer only: listener, connection attempts, links,
+// ticks and node events. It hands every control message that arrives to
+// its Options.Handler (the process layer) and knows no processes and no
+// registered names. A frame or control message that is malformed or too
+// large is skipped, counted (Stats) and logged; one bad message never
+// costs the link.
 //
 // Several nodes may run in one process.
 package node
@@ -30,6 +34,8 @@ import (
 
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/handshake"
+	"github.com/distribute-go/distribute/internal/lograte"
+	"github.com/distribute-go/distribute/tlsdist"
 )
 
 // EPMDMode says how a node finds the port mapper daemon.
@@ -47,6 +53,10 @@ const (
 	// assumes every peer listens on that same port (like erl's
 	// -erl_epmd_port).
 	EPMDNone
+	// EPMDClient looks peers up at the EPMD on the EPMD port but never
+	// registers nor starts one: for a short-lived node that only dials out
+	// (a ping or health probe), which no peer needs to find.
+	EPMDClient
 )
 
 func (m EPMDMode) String() string {
@@ -57,6 +67,8 @@ func (m EPMDMode) String() string {
 		return "external"
 	case EPMDNone:
 		return "none"
+	case EPMDClient:
+		return "client"
 	}
 	return "EPMDMode(" + strconv.Itoa(int(m)) + ")"
 }
@@ -78,28 +90,55 @@ type Options struct {
 	// ListenPort is the distribution port; 0 picks a free one. Required
 	// with EPMDNone.
 	ListenPort int
-	// TickTime is net_ticktime: a link silent for this long is dropped;
-	// the node ticks every TickTime/4. 0 means 60 s.
+	// TickTime is net_ticktime: a link whose peer is silent is dropped
+	// after 0.75 to 1.25 TickTime, like BEAM; the node ticks every
+	// TickTime/4. It should be the same on every node. 0 means 60 s.
 	TickTime time.Duration
 	// SetupTimeout bounds one connection setup (EPMD lookup, dial,
 	// handshake). 0 means 7 s.
 	SetupTimeout time.Duration
-	// MaxMessageSize bounds one incoming distribution frame; a larger one
-	// drops the link. 0 means 64 MiB.
+	// MaxMessageSize bounds one incoming message (a frame, or the
+	// fragments of one message together); a larger one is read through
+	// without being held and skipped, and the link stays. 0 means 64 MiB.
 	MaxMessageSize int
+	// PeerAddrs maps a peer's node name to the host:port of its distribution
+	// listener, dialled directly without asking an EPMD (like erl_call's
+	// -address). Other peers are looked up as EPMD says.
+	PeerAddrs map[string]string
 	// Resolver looks up peer hosts (for the EPMD query and the dial); nil
 	// means net.DefaultResolver.
 	Resolver *net.Resolver
 	// Logger receives the node's logs; nil means silent.
 	Logger *slog.Logger
-	// OnEvent, if set, is called (synchronously, keep it quick) for each
-	// link, handshake and EPMD event; metrics hang off it.
+	// OnEvent, if set, receives each link, handshake and EPMD event;
+	// metrics hang off it. Concurrency contract: it is called from one
+	// goroutine the node owns, one event at a time, in the order the
+	// events happened (for one link, its EventHandshakeOK before its
+	// EventLinkDown), and never with a lock of the node held, so it may
+	// call any method of the Node, Stop, Connect and Disconnect included.
+	// The node does not wait for it: a Connect may return before the hook
+	// has seen the link's EventHandshakeOK. While it runs, later events
+	// queue (up to 65,536; beyond that they are dropped, counted in
+	// Stats.EventsDropped and logged), so it should return quickly. Every
+	// event emitted before Stop returns is delivered before Stop returns,
+	// unless the hook itself calls Stop (then the rest are delivered after
+	// the hook returns). See also Subscribe.
 	OnEvent func(Event)
+	// testEmitted, if set (by tests), is called synchronously where an
+	// event is emitted, on the emitting goroutine: it widens race windows
+	// the way a slow synchronous hook once did.
+	testEmitted func(Event)
 	// Handler receives the control messages that arrive on the node's
 	// connections (see Handler for its concurrency contract). nil means a
 	// node with no processes: monitors and links of anything get noproc at
 	// once, so no BEAM caller waits on it. The process package sets it.
 	Handler Handler
+	// Flags are advertised in the handshake on top of handshake.DefaultFlags
+	// (for example handshake.FlagSpawn when spawn requests are served).
+	Flags handshake.Flags
+	// TLS, if set, runs every distribution connection over TLS, like
+	// erl -proto_dist inet_tls (see tls.go); nil means plain TCP.
+	TLS *tlsdist.Config
 }
 
 // EventKind names what happened.
@@ -135,6 +174,7 @@ type Event struct {
 	Peer    string // the peer's node name, when known
 	Inbound bool   // the peer dialled us
 	Err     error  // the reason, for failures and link downs
+	Addr    string // the peer's address (ip:port), for failed inbound handshakes
 }
 
 // Node is a running distribution node. Its methods are safe for concurrent
@@ -147,7 +187,8 @@ type Node struct {
 	hs       handshake.Config
 	creation uint32
 	epmdPort int
-	port     int // distribution listen port
+	port     int           // distribution listen port
+	tls      *tlsdist.Dist // nil: plain distribution
 
 	ln     net.Listener
 	ctx    context.Context
@@ -158,7 +199,10 @@ type Node struct {
 
 	tooLarge  atomic.Uint64
 	malformed atomic.Uint64
-	skipLog   logLimiter
+	skipLog   lograte.Limiter
+
+	events eventQueue
+	owned  sync.Map // goroutine ids of the node's goroutines that call the Handler (own)
 
 	mu      sync.Mutex
 	links   map[string]*link
@@ -168,57 +212,9 @@ type Node struct {
 	epmdMu   sync.Mutex
 	reg      *epmd.Registration
 	embedded *sharedEPMD
-}
 
-// attempt is one connection setup to a peer, inbound or outbound, that
-// Connect calls join.
-//
-// Fields other than done and ctx are under n.mu.
-type attempt struct {
-	done chan struct{}
-	err  error
-	// ctx ends one SetupTimeout after the attempt began, or when it
-	// finishes. Every inbound handshake that joins the attempt is bounded
-	// by it, so a chain of handshakes under the peer's name (stale or
-	// forged: no cookie is needed to send a name) cannot keep the attempt
-	// pending past its setup time.
-	ctx    context.Context
-	cancel context.CancelFunc
-	// outbound: our dial is in progress. abort cancels it; decide calls
-	// abort when it answers ok_simultaneous (yielded): the peer's
-	// handshake carries the attempt from then on.
-	outbound bool
-	abort    context.CancelFunc
-	yielded  bool
-	conn     net.Conn // our dial's connection once it is up
-	// ins: the inbound handshakes from the peer in progress for this
-	// attempt. A newer one does not displace an older one (which may be
-	// the live one, the newer a stale name message from a socket the peer
-	// already closed): the first to finish installs the link and the rest
-	// are cancelled.
-	ins map[net.Conn]bool
-	// alive: the attempt of a handshake answered "alive" (we had a link).
-	// It may install its link only while that link (replaces) or none is
-	// up, never over a newer link made meanwhile.
-	alive    bool
-	replaces *link
-	// won: a link is up for this attempt (set by addLink before it wakes
-	// the waiters); no failure may end the attempt any more.
-	won bool
-	// inboundFailed: the attempt ended because the peer's handshake
-	// failed, not our own dial (set by finishLocked, before done closes).
-	inboundFailed bool
+	authWarn lograte.Limiter // rate limit of the wrong-cookie warnings (authwarn.go)
 }
-
-// newAttempt returns an attempt whose setup time starts now (under n.mu).
-func (n *Node) newAttempt() *attempt {
-	ctx, cancel := context.WithTimeout(n.ctx, n.opts.SetupTimeout)
-	return &attempt{done: make(chan struct{}), ctx: ctx, cancel: cancel, ins: map[net.Conn]bool{}}
-}
-
-// connectRetries bounds how often one Connect call starts over after the
-// attempt it joined ended with the peer's inbound handshake failing.
-const connectRetries = 3
 
 var (
 	startedMu sync.Mutex
@@ -257,7 +253,7 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 	if o.EPMD == EPMDNone && o.ListenPort == 0 {
 		return nil, &StartError{Kind: StartFailed, Detail: "EPMDNone needs a fixed ListenPort"}
 	}
-	if o.EPMD < EPMDEmbedded || o.EPMD > EPMDNone {
+	if o.EPMD < EPMDEmbedded || o.EPMD > EPMDClient {
 		return nil, &StartError{Kind: StartFailed, Detail: "unknown EPMD mode " + o.EPMD.String()}
 	}
 	epmdPort := o.EPMDPort
@@ -292,9 +288,14 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*Node, error) {
 	log := o.Logger
 	if log == nil {
-		log = slog.New(discard{})
+		log = slog.New(slog.DiscardHandler)
+	}
+	tlsd, err := buildTLS(o.TLS)
+	if err != nil {
+		return nil, err
 	}
 	n := &Node{
+		tls:      tlsd,
 		name:     name,
 		long:     IsLongName(name),
 		opts:     o,
@@ -315,7 +316,7 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 	n.port = ln.Addr().(*net.TCPAddr).Port
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
-	if o.EPMD == EPMDNone {
+	if o.EPMD == EPMDNone || o.EPMD == EPMDClient {
 		var b [4]byte
 		_, _ = rand.Read(b[:])
 		n.creation = binary.BigEndian.Uint32(b[:])
@@ -335,11 +336,13 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 	n.hs = handshake.Config{
 		Name:        name,
 		Cookie:      cookie,
-		Flags:       handshake.DefaultFlags,
+		Flags:       handshake.DefaultFlags | o.Flags,
 		Creation:    n.creation,
 		Timeout:     o.SetupTimeout,
 		StillWanted: n.stillDialing,
+		FrameSize:   n.frameSize(),
 	}
+	n.startEvents()
 	n.wg.Add(2)
 	go n.acceptLoop()
 	go n.tickLoop()
@@ -351,22 +354,12 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 	return n, nil
 }
 
-type discard struct{}
-
-func (discard) Enabled(context.Context, slog.Level) bool  { return false }
-func (discard) Handle(context.Context, slog.Record) error { return nil }
-func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discard) WithGroup(string) slog.Handler           { return d }
-
-func (n *Node) emit(e Event) {
-	if n.opts.OnEvent != nil {
-		n.opts.OnEvent(e)
-	}
-}
-
 // Stop unregisters from EPMD, closes every link and the listener, and
-// waits until every goroutine of the node has ended. Calling it again is a
-// no-op.
+// waits until every goroutine of the node has ended and every event has
+// been delivered. Called from Options.OnEvent or from the Handler, it
+// cannot wait for the goroutine it runs on: it closes everything and
+// returns, and the node finishes stopping once that call returns (see
+// OnEvent). Calling it again is a no-op.
 func (n *Node) Stop() error {
 	if n == nil {
 		return nil
@@ -388,6 +381,19 @@ func (n *Node) Stop() error {
 	for _, l := range links {
 		l.close(errNodeStopped)
 	}
+	if n.onOwnGoroutine() {
+		// Called from the Handler, on a goroutine of the node: Stop cannot
+		// wait for the goroutine it runs on. The rest of the stop finishes
+		// once the Handler call returns.
+		go n.finishStop()
+		return err
+	}
+	n.finishStop()
+	return err
+}
+
+// finishStop waits for the node's goroutines, then releases EPMD and ends the events.
+func (n *Node) finishStop() {
 	n.wg.Wait()
 	n.epmdMu.Lock()
 	if n.reg != nil {
@@ -399,6 +405,7 @@ func (n *Node) Stop() error {
 		n.embedded = nil
 	}
 	n.epmdMu.Unlock()
+	n.stopEvents() // after every emitter has ended: no event is lost
 
 	startedMu.Lock()
 	if started[n.name] == n {
@@ -406,7 +413,20 @@ func (n *Node) Stop() error {
 	}
 	startedMu.Unlock()
 	n.log.Debug("node stopped")
-	return err
+}
+
+// own marks the calling goroutine as one of the node's goroutines that call the Handler (a
+// dial, an accept, a link's reader) until the returned function is called.
+func (n *Node) own() func() {
+	id := goroutineID()
+	n.owned.Store(id, struct{}{})
+	return func() { n.owned.Delete(id) }
+}
+
+// onOwnGoroutine reports whether the caller runs on a goroutine marked by own.
+func (n *Node) onOwnGoroutine() bool {
+	_, ok := n.owned.Load(goroutineID())
+	return ok
 }
 
 var (
@@ -552,32 +572,6 @@ func (n *Node) Connect(ctx context.Context, peer string) error {
 	}
 }
 
-// joinOrDial returns the attempt to peer that a Connect call waits for,
-// starting a dial when none is under way; (nil, nil) when a link is up.
-func (n *Node) joinOrDial(peer string) (*attempt, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.stopped {
-		return nil, &ConnectError{Kind: ConnectIgnored, Node: peer, Detail: "this node is stopped"}
-	}
-	if _, ok := n.links[peer]; ok {
-		return nil, nil
-	}
-	a := n.pending[peer]
-	if a == nil {
-		a = n.newAttempt()
-		// The dial has its own deadline, not a child of a.ctx: another
-		// attempt's link may finish this one while its dial must go on (the
-		// peer answered that dial's "alive" and chose it).
-		dctx, cancel := context.WithTimeout(n.ctx, n.opts.SetupTimeout)
-		a.outbound, a.abort = true, cancel
-		n.pending[peer] = a
-		n.wg.Add(1)
-		go n.dial(dctx, a, peer)
-	}
-	return a, nil
-}
-
 // ConnectBool is the seed's connect_bool: Connect, reduced to a bool.
 //
 // Deprecated: use Connect, which says why a connection failed.
@@ -601,90 +595,21 @@ func (n *Node) Disconnect(peer string) bool {
 	return true
 }
 
-// finishLocked ends attempt a for peer with err, once (under n.mu);
-// inboundFailed says the peer's handshake failed, not our dial.
-func (n *Node) finishLocked(peer string, a *attempt, err error, inboundFailed bool) {
-	select {
-	case <-a.done:
-		return
-	default:
-	}
-	if n.pending[peer] == a {
-		delete(n.pending, peer)
-	}
-	a.err, a.inboundFailed = err, inboundFailed
-	close(a.done)
-	a.cancel() // cancels the inbound handshakes still joined to it
-}
-
-// dial runs an outbound attempt: EPMD lookup, TCP dial, handshake.
-func (n *Node) dial(ctx context.Context, a *attempt, peer string) {
-	defer n.wg.Done()
-	defer a.abort()
-	conn, err := n.dialPeer(ctx, peer)
-	if err == nil {
-		// Publish the connection so that decide can close it at once when
-		// this attempt yields to the peer's.
-		n.mu.Lock()
-		if a.yielded {
-			err = errYielded
-		} else {
-			a.conn = conn
-		}
-		n.mu.Unlock()
-	}
-	var res *handshake.Result
-	if err == nil {
-		res, err = handshake.Initiate(ctx, conn, &n.hs, peer)
-	}
-	if err == nil {
-		if n.addLink(conn, res, a, false) {
-			return
-		}
-		err = errNodeStopped
-		if n.ctx.Err() == nil {
-			err = errYielded
-		}
-	}
-	if conn != nil {
-		_ = conn.Close()
-	}
-	if errors.Is(err, handshake.ErrSimultaneous) {
-		// The peer's own attempt wins; wait for its inbound handshake.
-		n.mu.Lock()
-		a.outbound = false
-		n.mu.Unlock()
-		select {
-		case <-a.done:
-			return
-		case <-ctx.Done():
-			err = fmt.Errorf("lost a simultaneous connect and the peer's connection did not arrive: %w", ctx.Err())
-		}
-	}
-	if n.ctx.Err() != nil {
-		err = errNodeStopped
-	}
-	n.mu.Lock()
-	quiet := a.yielded || a.won // aborted for the peer's attempt, or a link is up anyway
-	n.mu.Unlock()
-	if !quiet {
-		n.log.Debug("connect failed", "peer", peer, "err", err)
-		n.emit(Event{Kind: EventHandshakeFailed, Peer: peer, Err: err})
-	}
-	n.mu.Lock()
-	a.outbound = false
-	if len(a.ins) == 0 && !a.won {
-		// A dial that yielded ends the attempt only once the handshake it
-		// yielded to failed: that is the peer's failure, not ours.
-		n.finishLocked(peer, a, err, a.yielded)
-	}
-	n.mu.Unlock()
-}
-
 func (n *Node) dialPeer(ctx context.Context, peer string) (net.Conn, error) {
 	alive, host := splitName(peer)
 	port := n.opts.ListenPort
-	if n.opts.EPMD != EPMDNone {
+	if addr, ok := n.opts.PeerAddrs[peer]; ok {
+		h, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("address of %s: %w", peer, err)
+		}
+		if host, port, err = h, 0, nil; p != "" {
+			port, err = strconv.Atoi(p)
+		}
+		if err != nil || port <= 0 || port > 65535 {
+			return nil, fmt.Errorf("address of %s: bad port %q", peer, p)
+		}
+	} else if n.opts.EPMD != EPMDNone {
 		c := epmd.Client{Port: n.epmdPort, Dialer: &net.Dialer{Resolver: n.opts.Resolver}}
 		info, err := c.PortPlease(ctx, host, alive)
 		if err != nil {
@@ -700,7 +625,7 @@ func (n *Node) dialPeer(ctx context.Context, peer string) (net.Conn, error) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return conn, nil
+	return n.tlsClient(ctx, conn, peer)
 }
 
 func (n *Node) acceptLoop() {
@@ -732,180 +657,6 @@ func (n *Node) acceptLoop() {
 	}
 }
 
-func (n *Node) accept(conn net.Conn) {
-	defer n.wg.Done()
-	if tc, ok := conn.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
-	}
-	ctx, cancel := context.WithTimeout(n.ctx, n.opts.SetupTimeout)
-	defer cancel()
-	var peer string
-	var a *attempt
-	stopJoin := func() bool { return false }
-	res, err := handshake.Accept(ctx, conn, &n.hs, func(p handshake.Peer) handshake.Status {
-		peer = p.Name
-		var st handshake.Status
-		st, a = n.decide(p.Name, conn)
-		if a != nil {
-			// The attempt's setup time (and its end) bounds this
-			// handshake too.
-			stopJoin = context.AfterFunc(a.ctx, cancel)
-		}
-		return st
-	})
-	stopJoin()
-	if err == nil {
-		if n.addLink(conn, res, a, true) {
-			return
-		}
-		err = errNodeStopped
-		if n.ctx.Err() == nil {
-			err = errSuperseded
-		}
-	}
-	_ = conn.Close()
-	n.log.Debug("inbound handshake failed", "peer", peer, "remote", conn.RemoteAddr().String(), "err", err)
-	n.emit(Event{Kind: EventHandshakeFailed, Peer: peer, Inbound: true, Err: err})
-	if a != nil {
-		n.mu.Lock()
-		if a.ins[conn] { // the attempt has not ended with a link meanwhile
-			delete(a.ins, conn)
-			if len(a.ins) == 0 && !a.outbound && !a.won {
-				n.finishLocked(peer, a, err, true)
-			}
-		}
-		n.mu.Unlock()
-	}
-}
-
-// decide arbitrates an inbound handshake from peer against our own links
-// and attempts. It returns the attempt the inbound handshake now belongs
-// to, if it goes on.
-func (n *Node) decide(peer string, conn net.Conn) (handshake.Status, *attempt) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.stopped || peer == n.name {
-		return handshake.StatusNotAllowed, nil
-	}
-	if l, ok := n.links[peer]; ok {
-		// The peer dials although we have a link: it must have lost its
-		// side. The handshake asks it; on "true" the new link replaces
-		// ours, unless a newer link is up by then.
-		a := n.newAttempt()
-		a.ins[conn] = true
-		a.alive, a.replaces = true, l
-		return handshake.StatusAlive, a
-	}
-	a := n.pending[peer]
-	switch {
-	case a == nil:
-		a = n.newAttempt()
-		a.ins[conn] = true
-		n.pending[peer] = a
-		return handshake.StatusOK, a
-	case len(a.ins) > 0:
-		// Another handshake from this peer is pending. BEAM answers nok
-		// when its own name sorts higher and otherwise drops the older one.
-		// Neither is safe: a peer answered nok waits for a dial from us
-		// that never comes, so a stalled handshake under its name (an
-		// impostor without the cookie) would lock it out; and the older
-		// one may be the live one, the newer a stale name message from a
-		// socket the peer already closed. Both go on; the first to finish
-		// wins, within the attempt's setup time.
-		n.log.Debug("another handshake from this peer joins the pending one", "peer", peer)
-		a.ins[conn] = true
-		return handshake.StatusOKSimultaneous, a
-	case a.outbound && n.name > peer:
-		// Simultaneous connect: the higher name wins; ours goes on.
-		return handshake.StatusNok, nil
-	case a.outbound:
-		// ok_simultaneous: as in BEAM, our own dial is dropped. Left
-		// running, it would reach the peer after the peer's link is up, get
-		// "alive", and replace that fresh link (losing what was sent on it).
-		// The dial's connection is closed here, synchronously, so it
-		// cannot write another byte once the peer hears ok_simultaneous.
-		a.ins[conn] = true
-		a.yielded = true
-		a.abort()
-		if a.conn != nil {
-			_ = a.conn.Close()
-		}
-		return handshake.StatusOKSimultaneous, a
-	default:
-		// Our dial lost a simultaneous connect and waits for this one.
-		a.ins[conn] = true
-		return handshake.StatusOK, a
-	}
-}
-
-// stillDialing answers a peer's "alive" status during our dial: go on
-// only while our attempt is still the pending one for that peer (BEAM's
-// is_pending), not after it yielded to the peer's own attempt.
-func (n *Node) stillDialing(peer string) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	a := n.pending[peer]
-	return a != nil && a.outbound && !a.yielded
-}
-
-// addLink installs a link for a finished handshake; false if the node is
-// stopping or the handshake lost. a is the attempt the handshake belongs
-// to: a dial that yielded to the peer's attempt, an inbound handshake
-// whose attempt already won with another connection, or an "alive"
-// handshake whose link was replaced meanwhile installs nothing.
-func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound bool) bool {
-	peer := res.Peer.Name
-	l := newLink(n, conn, res)
-	n.mu.Lock()
-	old := n.links[peer]
-	superseded := a != nil && ((!inbound && a.yielded) || (inbound && !a.ins[conn]) ||
-		(a.alive && old != nil && old != a.replaces))
-	if n.stopped || superseded {
-		n.mu.Unlock()
-		return false
-	}
-	n.links[peer] = l
-	// The attempt ends with the link installed, in the same critical
-	// section: if the link dropped before we woke its waiters, a new
-	// handshake from the peer must not find this attempt still pending
-	// (it would be refused with nok and wait for a dial that never comes).
-	pend := n.pending[peer]
-	if pend != nil {
-		delete(n.pending, peer)
-	}
-	// The attempt (and the pending one, if another) has won: no failure
-	// of its dial or of a handshake still joined to it may end it now, and
-	// those handshakes, cancelled when it finishes below, may not install
-	// a link.
-	for _, w := range []*attempt{a, pend} {
-		if w != nil {
-			w.won = true
-			clear(w.ins)
-		}
-	}
-	n.mu.Unlock()
-	if old != nil {
-		old.close(errors.New("replaced by a new connection"))
-	}
-	n.handler.ConnUp(l.pub)
-	l.start()
-	n.log.Debug("link up", "peer", peer, "inbound", inbound, "negotiated_flags", res.Flags.String(),
-		"peer_flags", res.Peer.Flags.String())
-	n.emit(Event{Kind: EventHandshakeOK, Peer: peer, Inbound: inbound})
-	close(l.announced) // from now on the link may report its own end
-	// Only now wake the Connect calls waiting for this link, so what they
-	// observe (logs, events, metrics) already includes it.
-	n.mu.Lock()
-	if pend != nil {
-		n.finishLocked(peer, pend, nil, false)
-	}
-	if a != nil && a != pend {
-		n.finishLocked(peer, a, nil, false)
-	}
-	n.mu.Unlock()
-	return true
-}
-
 // removeLink is called by a link when it closes.
 func (n *Node) removeLink(l *link, reason error) {
 	n.mu.Lock()
@@ -927,8 +678,8 @@ func (n *Node) link(peer string) *link {
 }
 
 // tickLoop ticks every link each TickTime/4 when it has written nothing,
-// and drops a link that has read nothing for three of those intervals in a
-// row, so a silent peer is gone within TickTime.
+// and drops a link at the fourth check in a row that saw nothing read, as
+// BEAM does: a silent peer is gone after 0.75 TickTime to 1.25 TickTime.
 func (n *Node) tickLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(max(n.opts.TickTime/4, time.Millisecond)) // NewTicker panics on 0

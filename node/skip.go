@@ -2,13 +2,12 @@ package node
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/distribute-go/distribute/control"
 )
 
-// Stats counts what the node's connections skipped. The fields only grow.
+// Stats counts what the node skipped or dropped. The fields only grow.
 type Stats struct {
 	// TooLarge counts messages refused for the message size limit (whole frames read
 	// through without being held, and fragmented messages whose rest was discarded).
@@ -16,14 +15,18 @@ type Stats struct {
 	// Malformed counts frames that were not valid distribution frames or control messages,
 	// skipped without dropping the connection.
 	Malformed uint64
+	// EventsDropped counts events not delivered: to a subscriber that
+	// fell behind, past the queue bound of a slow OnEvent hook, or
+	// emitted after the node's event goroutine ended.
+	EventsDropped uint64
 }
 
-// Stats returns the node's counters of skipped frames.
+// Stats returns the node's counters of skipped frames and dropped events.
 func (n *Node) Stats() Stats {
 	if n == nil {
 		return Stats{}
 	}
-	return Stats{TooLarge: n.tooLarge.Load(), Malformed: n.malformed.Load()}
+	return Stats{TooLarge: n.tooLarge.Load(), Malformed: n.malformed.Load(), EventsDropped: n.events.dropped.Load()}
 }
 
 // skipped counts and logs one frame or message a connection skipped. The log is rate-limited
@@ -34,26 +37,7 @@ func (n *Node) skipped(peer string, err error) {
 	} else {
 		n.malformed.Add(1)
 	}
-	if ok, suppressed := n.skipLog.allow(time.Now()); ok {
+	if ok, suppressed := n.skipLog.Allow(time.Now()); ok {
 		n.log.Warn("skipped a message from a peer", "peer", peer, "err", err, "suppressed_since_last", suppressed)
 	}
-}
-
-// logLimiter lets one log line through per interval and counts the rest.
-type logLimiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed uint64
-}
-
-func (l *logLimiter) allow(now time.Time) (bool, uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.last) < time.Second {
-		l.suppressed++
-		return false, 0
-	}
-	s := l.suppressed
-	l.last, l.suppressed = now, 0
-	return true, s
 }

@@ -92,7 +92,7 @@ func TestStartCookieLength(t *testing.T) {
 	a := startNode(t, shortName("c"), cookie, Options{EPMDPort: port})
 	b := startNode(t, shortName("c"), cookie, Options{EPMDPort: port})
 	require.NoError(t, a.Connect(testCtx(t, 5*time.Second), b.Self()))
-	assert.True(t, b.Ping(testCtx(t, 5*time.Second), a.Self()))
+	assert.True(t, ping(b, testCtx(t, 5*time.Second), a.Self()))
 }
 
 func TestStartAlreadyStartedInProcess(t *testing.T) {

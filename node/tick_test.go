@@ -31,7 +31,7 @@ func TestTicksKeepIdleLinkUp(t *testing.T) {
 	assert.Equal(t, []string{a.Self()}, b.Nodes())
 	assert.Zero(t, evA.count(EventLinkDown), "%v", evA.list())
 	assert.Zero(t, evB.count(EventLinkDown), "%v", evB.list())
-	assert.True(t, a.Ping(testCtx(t, 2*time.Second), b.Self()))
+	assert.True(t, ping(a, testCtx(t, 2*time.Second), b.Self()))
 }
 
 // TestNodeTicksIdleLink: the node writes a tick (a 4-byte zero frame) on a

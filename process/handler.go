@@ -6,6 +6,8 @@ import (
 	"github.com/distribute-go/distribute/node"
 )
 
+var _ node.MessageFilter = (*handler)(nil)
+
 // handler is the node.Handler of a Node: it routes what arrives on the connections to the
 // processes. Its methods run on the connections' reader goroutines (node.Handler's contract).
 type handler Node
@@ -17,13 +19,13 @@ type SpawnFunc func(n *Node, c *node.Conn, req control.SpawnRequest, args contro
 func (h *handler) ConnUp(c *node.Conn) {
 	n := (*Node)(h)
 	<-n.ready
-	n.nodeUp(c.Peer())
+	n.nodeUp(c)
 }
 
 func (h *handler) ConnDown(c *node.Conn, reason error) {
 	n := (*Node)(h)
 	<-n.ready
-	n.nodeDown(c.Peer(), reason)
+	n.nodeDown(c, reason)
 }
 
 func (h *handler) HandleMessage(c *node.Conn, m control.Message, p control.Payload) {
@@ -50,9 +52,9 @@ func (h *handler) HandleMessage(c *node.Conn, m control.Message, p control.Paylo
 	case control.Link:
 		n.remoteLink(c, m.From, m.To)
 	case control.Unlink:
-		n.remoteUnlink(c.Peer(), m.From, m.To)
+		n.remoteUnlink(c, m.From, m.To)
 	case control.UnlinkID:
-		n.remoteUnlink(c.Peer(), m.From, m.To)
+		n.remoteUnlink(c, m.From, m.To)
 		_ = c.Send(control.UnlinkIDAck{ID: m.ID, From: m.To, To: m.From}, nil)
 	case control.UnlinkIDAck:
 		if q := n.lookup(m.To); q != nil {
@@ -60,40 +62,30 @@ func (h *handler) HandleMessage(c *node.Conn, m control.Message, p control.Paylo
 		}
 
 	case control.Exit:
-		n.remoteExit(c.Peer(), m.From, m.To, m.Reason, true)
+		n.remoteExit(c, m.From, m.To, m.Reason, true)
 	case control.ExitTT:
-		n.remoteExit(c.Peer(), m.From, m.To, m.Reason, true)
+		n.remoteExit(c, m.From, m.To, m.Reason, true)
 	case control.PayloadExit:
-		if r, ok := n.reason(p); ok {
-			n.remoteExit(c.Peer(), m.From, m.To, r, true)
-		}
+		n.remoteExit(c, m.From, m.To, n.reason(p), true)
 	case control.PayloadExitTT:
-		if r, ok := n.reason(p); ok {
-			n.remoteExit(c.Peer(), m.From, m.To, r, true)
-		}
+		n.remoteExit(c, m.From, m.To, n.reason(p), true)
 	case control.Exit2:
-		n.remoteExit(c.Peer(), m.From, m.To, m.Reason, false)
+		n.remoteExit(c, m.From, m.To, m.Reason, false)
 	case control.Exit2TT:
-		n.remoteExit(c.Peer(), m.From, m.To, m.Reason, false)
+		n.remoteExit(c, m.From, m.To, m.Reason, false)
 	case control.PayloadExit2:
-		if r, ok := n.reason(p); ok {
-			n.remoteExit(c.Peer(), m.From, m.To, r, false)
-		}
+		n.remoteExit(c, m.From, m.To, n.reason(p), false)
 	case control.PayloadExit2TT:
-		if r, ok := n.reason(p); ok {
-			n.remoteExit(c.Peer(), m.From, m.To, r, false)
-		}
+		n.remoteExit(c, m.From, m.To, n.reason(p), false)
 
 	case control.MonitorP:
 		n.remoteMonitor(c, m)
 	case control.DemonitorP:
-		n.remoteDemonitor(c.Peer(), m.Ref)
+		n.remoteDemonitor(c, m.Ref)
 	case control.MonitorPExit:
-		n.monitorDown(c.Peer(), m.To, m.Ref, m.Reason)
+		n.monitorDown(c, m.To, m.Ref, m.Reason)
 	case control.PayloadMonitorPExit:
-		if r, ok := n.reason(p); ok {
-			n.monitorDown(c.Peer(), m.To, m.Ref, r)
-		}
+		n.monitorDown(c, m.To, m.Ref, n.reason(p))
 
 	case control.SpawnRequest:
 		n.spawnRequest(c, m, p)
@@ -128,14 +120,20 @@ func (n *Node) aliasTarget(ref etf.Ref) *Process {
 	return n.byAlias(ref)
 }
 
-// reason decodes the payload of a PAYLOAD_* exit.
-func (n *Node) reason(pl control.Payload) (etf.Term, bool) {
+// ReasonUndecodable stands in for an exit or DOWN reason that arrived but did not decode: the
+// signal still takes effect (a link breaks, a monitor fires) with this reason, and
+// Stats.Undecodable counts it.
+var ReasonUndecodable = etf.Atom("undecodable_reason")
+
+// reason decodes the payload of a PAYLOAD_* exit; one that does not decode is counted, logged
+// and replaced by ReasonUndecodable, so that the signal is not lost.
+func (n *Node) reason(pl control.Payload) etf.Term {
 	t, err := pl.Decode()
 	if err != nil {
-		n.dropped(&n.stats.undecodable, "undecodable exit reason", "err", err)
-		return nil, false
+		n.dropped(&n.stats.undecodable, "undecodable exit reason (delivered as "+string(ReasonUndecodable)+")", "err", err)
+		return ReasonUndecodable
 	}
-	return t, true
+	return t
 }
 
 func (n *Node) spawnRequest(c *node.Conn, req control.SpawnRequest, args control.Payload) {
@@ -144,4 +142,41 @@ func (n *Node) spawnRequest(c *node.Conn, req control.SpawnRequest, args control
 		return
 	}
 	n.RefuseSpawn(c, req, atomNotsup)
+}
+
+// WantMessage says whether a fragmented message whose control message m has arrived on c is
+// worth reassembling: a message to a pid, name or alias of this node that has no process is
+// not, and is counted (Stats.NoProcess) and logged here, so that the link layer can drop its
+// fragments as they stream in instead of holding them (node.MessageFilter). Other messages are
+// wanted.
+func (h *handler) WantMessage(c *node.Conn, m control.Message) bool {
+	n := (*Node)(h)
+	<-n.ready
+	var ok bool
+	var kind string
+	var to etf.Term
+	switch m := m.(type) {
+	case control.Send:
+		ok, kind, to = n.lookup(m.To) != nil, "pid", m.To
+	case control.SendTT:
+		ok, kind, to = n.lookup(m.To) != nil, "pid", m.To
+	case control.SendSender:
+		ok, kind, to = n.lookup(m.To) != nil, "pid", m.To
+	case control.SendSenderTT:
+		ok, kind, to = n.lookup(m.To) != nil, "pid", m.To
+	case control.RegSend:
+		ok, kind, to = n.byName(m.To) != nil, "name", m.To
+	case control.RegSendTT:
+		ok, kind, to = n.byName(m.To) != nil, "name", m.To
+	case control.AliasSend:
+		ok, kind, to = n.aliasTarget(m.Alias) != nil, "alias", m.Alias
+	case control.AliasSendTT:
+		ok, kind, to = n.aliasTarget(m.Alias) != nil, "alias", m.Alias
+	default:
+		return true
+	}
+	if !ok {
+		n.dropped(&n.stats.noProcess, "no such process (fragments skipped)", kind, to)
+	}
+	return ok
 }

@@ -7,9 +7,11 @@ import (
 	"github.com/distribute-go/distribute/node"
 )
 
-// peer is what the process layer tracks per connected node, so that a connection going down
-// reaches exactly the processes it concerns. Under Node.mu.
+// peer is what the process layer tracks per connection, so that a connection going down
+// reaches exactly the processes it concerns, and nothing set up over a newer connection to the
+// same node. Under Node.mu.
 type peer struct {
+	conn     *node.Conn
 	links    map[linkKey]*Process  // a local process linked to a process of the peer
 	monOut   map[etf.Ref]*Process  // monitors our processes hold on the peer's processes
 	monIn    map[etf.Ref]*Process  // monitors the peer's processes hold on ours
@@ -18,19 +20,44 @@ type peer struct {
 
 type linkKey struct{ local, remote etf.Pid }
 
-// peerLocked returns the state for the node name, creating it (under n.mu).
-func (n *Node) peerLocked(name string) *peer {
-	ps := n.peers[name]
-	if ps == nil {
-		ps = &peer{
-			links:    map[linkKey]*Process{},
-			monOut:   map[etf.Ref]*Process{},
-			monIn:    map[etf.Ref]*Process{},
-			nodeMons: map[*Process]struct{}{},
-		}
-		n.peers[name] = ps
+// peerLocked returns the state of connection c, creating it (under n.mu). It returns nil when
+// c is down and its state is gone (or never was): nothing may be set up over it, and the caller
+// treats that as noconnection. The state of an older connection to the same node that is down
+// but not yet reported is kept aside (n.retired) for its ConnDown, or for the ConnUp of c.
+func (n *Node) peerLocked(c *node.Conn) *peer {
+	if ps := n.entryLocked(c); ps != nil {
+		return ps
 	}
+	if c.Err() != nil {
+		return nil
+	}
+	name := c.Peer()
+	if old := n.peers[name]; old != nil {
+		// Both up: the node has just replaced one with the other and is closing it. The
+		// node's current connection is the newer one. (The node never calls the Handler with
+		// its own lock held, so asking it under n.mu is safe.)
+		if old.conn.Err() == nil && n.Node.Conn(name) != c {
+			return nil // c is the older one, about to be closed
+		}
+		n.retired[old.conn] = old
+	}
+	ps := &peer{
+		conn:     c,
+		links:    map[linkKey]*Process{},
+		monOut:   map[etf.Ref]*Process{},
+		monIn:    map[etf.Ref]*Process{},
+		nodeMons: map[*Process]struct{}{},
+	}
+	n.peers[name] = ps
 	return ps
+}
+
+// entryLocked returns the state of connection c if it has one (under n.mu).
+func (n *Node) entryLocked(c *node.Conn) *peer {
+	if ps := n.peers[c.Peer()]; ps != nil && ps.conn == c {
+		return ps
+	}
+	return n.retired[c]
 }
 
 // Link links p with the process to, like link/1: when either ends, the other gets an exit
@@ -58,9 +85,12 @@ func (p *Process) Link(to etf.Pid) error {
 		return nil
 	}
 	n.mu.Lock()
-	n.peerLocked(c.Peer()).links[linkKey{p.pid, to}] = p
+	ps := n.peerLocked(c)
+	if ps != nil {
+		ps.links[linkKey{p.pid, to}] = p
+	}
 	n.mu.Unlock()
-	if c.Send(control.Link{From: p.pid, To: to}, nil) != nil || c.Err() != nil {
+	if ps == nil || c.Send(control.Link{From: p.pid, To: to}, nil) != nil {
 		p.signal(to, atomNoconn, true)
 	}
 	return nil
@@ -109,7 +139,7 @@ func (p *Process) Unlink(to etf.Pid) error {
 		return nil
 	}
 	n.mu.Lock()
-	if ps := n.peers[c.Peer()]; ps != nil {
+	if ps := n.entryLocked(c); ps != nil {
 		delete(ps.links, linkKey{p.pid, to})
 	}
 	n.mu.Unlock()
@@ -143,33 +173,39 @@ func (n *Node) remoteLink(c *node.Conn, from, to etf.Pid) {
 		return
 	}
 	n.mu.Lock()
-	n.peerLocked(c.Peer()).links[linkKey{to, from}] = q
+	ps := n.peerLocked(c)
+	if ps != nil {
+		ps.links[linkKey{to, from}] = q
+	}
 	n.mu.Unlock()
+	if ps == nil {
+		q.removeLink(from) // the connection is down: the peer sees noconnection
+	}
 }
 
 // remoteUnlink serves UNLINK and UNLINK_ID.
-func (n *Node) remoteUnlink(peerName string, from, to etf.Pid) {
+func (n *Node) remoteUnlink(c *node.Conn, from, to etf.Pid) {
 	q := n.lookup(to)
 	if q == nil {
 		return
 	}
 	q.removeLink(from)
 	n.mu.Lock()
-	if ps := n.peers[peerName]; ps != nil {
+	if ps := n.entryLocked(c); ps != nil {
 		delete(ps.links, linkKey{to, from})
 	}
 	n.mu.Unlock()
 }
 
 // remoteExit serves EXIT (linked) and EXIT2 (exit/2) signals from the peer.
-func (n *Node) remoteExit(peerName string, from, to etf.Pid, reason etf.Term, linked bool) {
+func (n *Node) remoteExit(c *node.Conn, from, to etf.Pid, reason etf.Term, linked bool) {
 	q := n.lookup(to)
 	if q == nil {
 		return
 	}
 	if linked {
 		n.mu.Lock()
-		if ps := n.peers[peerName]; ps != nil {
+		if ps := n.entryLocked(c); ps != nil {
 			delete(ps.links, linkKey{to, from})
 		}
 		n.mu.Unlock()
@@ -242,8 +278,10 @@ func (p *Process) exit(reason etf.Term) {
 	p.links, p.monitoredBy, p.monitors, p.aliases, p.name, p.nodeMons = nil, nil, nil, nil, "", nil
 	p.unlinking = nil
 	clear(p.queue)
-	p.queue, p.head, p.bytes = nil, 0, 0
-	close(p.done)
+	p.queue, p.head, p.bytes, p.wake = nil, 0, 0, nil
+	if p.done != nil {
+		close(p.done)
+	}
 	p.mu.Unlock()
 
 	n.mu.Lock()
@@ -312,4 +350,19 @@ func (n *Node) linkExit(from, to etf.Pid, reason etf.Term) {
 		return
 	}
 	_ = c.Send(control.Exit{From: from, To: to, Reason: reason}, nil)
+}
+
+// Links returns the pids p is linked to, like process_info(Pid, links), in no particular order;
+// nil once p has exited.
+func (p *Process) Links() []etf.Pid {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.links) == 0 {
+		return nil
+	}
+	out := make([]etf.Pid, 0, len(p.links))
+	for l := range p.links {
+		out = append(out, l)
+	}
+	return out
 }

@@ -17,12 +17,18 @@ type Process struct {
 
 	// mu guards everything below. It is never held across a Handler call, a Connect, or a
 	// lock of Node.mu.
-	mu      sync.Mutex
-	queue   []entry
-	head    int // queue[head:] are the messages
-	bytes   int // encoded size of the queued messages, as they arrived
-	notify  chan struct{}
-	done    chan struct{}
+	mu    sync.Mutex
+	queue []entry
+	head  int // queue[head:] are the messages
+	bytes int // encoded size of the queued messages, as they arrived
+	// taken counts messages removed from the mailbox other than by the receive that looks at
+	// it, so that a waiting selective receive knows its scan position is stale.
+	taken uint32
+	// wake, when not nil, is closed by the next delivery: every waiting receiver wakes (a
+	// message one receiver passes over may be the one another waits for). Made by a receiver
+	// that is about to wait, so an idle process has none.
+	wake    chan struct{}
+	done    chan struct{} // made on demand (Done); closed at exit
 	exited  bool
 	reason  etf.Term
 	name    etf.Atom
@@ -69,15 +75,11 @@ func (n *Node) Spawn() *Process { return n.spawn(nil) }
 func (n *Node) SpawnHandler(h func(p *Process, m etf.Term)) *Process { return n.spawn(h) }
 
 func (n *Node) spawn(h func(*Process, etf.Term)) *Process {
-	p := &Process{n: n, pid: n.newPid(), handler: h, done: make(chan struct{})}
-	if h == nil {
-		p.notify = make(chan struct{}, 1)
-	}
+	p := &Process{n: n, pid: n.newPid(), handler: h}
 	n.mu.Lock()
 	if n.stopped {
 		n.mu.Unlock()
 		p.exited, p.reason = true, atomNoproc
-		close(p.done)
 		return p
 	}
 	n.procs[pidKey{p.pid.ID, p.pid.Serial}] = p
@@ -92,7 +94,32 @@ func (p *Process) Pid() etf.Pid { return p.pid }
 func (p *Process) Node() *Node { return p.n }
 
 // Done is closed when the process has exited.
-func (p *Process) Done() <-chan struct{} { return p.done }
+func (p *Process) Done() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.doneLocked()
+}
+
+// closedChan is the Done of a process that exited before anyone asked.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// doneLocked returns the done channel, making it when needed (under p.mu).
+func (p *Process) doneLocked() chan struct{} {
+	if p.done == nil {
+		if p.exited {
+			return closedChan
+		}
+		p.done = make(chan struct{})
+	}
+	return p.done
+}
+
+// alive reports whether p has not exited.
+func (p *Process) alive() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.exited
+}
 
 // Reason returns the exit reason, or nil while the process runs.
 func (p *Process) Reason() etf.Term {
@@ -132,12 +159,9 @@ func (p *Process) TrapExit(on bool) bool {
 // arrived (0 for local sends). A message to an exited process is dropped, as in BEAM.
 func (p *Process) deliver(m etf.Term, size int) {
 	if p.handler != nil {
-		select {
-		case <-p.done:
-			return
-		default:
+		if p.alive() {
+			p.handler(p, m)
 		}
-		p.handler(p, m)
 		return
 	}
 	p.mu.Lock()
@@ -157,11 +181,11 @@ func (p *Process) deliver(m etf.Term, size int) {
 	}
 	p.queue = append(p.queue, entry{t: m, size: size})
 	p.bytes += size
-	p.mu.Unlock()
-	select {
-	case p.notify <- struct{}{}:
-	default:
+	if p.wake != nil {
+		close(p.wake)
+		p.wake = nil
 	}
+	p.mu.Unlock()
 }
 
 // Receive takes the oldest message from the mailbox, waiting for one until ctx ends (then it
@@ -183,13 +207,17 @@ func (p *Process) receive(ctx context.Context, match func(etf.Term) bool, abort 
 	if p.handler != nil {
 		return nil, errHandlerProcess
 	}
-	scanned := 0 // messages already tried by match
+	scanned := 0 // messages already tried by match, valid while p.taken stays the same
+	var taken uint32
 	for {
 		p.mu.Lock()
 		if p.exited {
 			r := p.reason
 			p.mu.Unlock()
 			return nil, &ExitError{Reason: r}
+		}
+		if p.taken != taken {
+			scanned, taken = 0, p.taken
 		}
 		q := p.queue[p.head:]
 		for i := scanned; i < len(q); i++ {
@@ -204,16 +232,21 @@ func (p *Process) receive(ctx context.Context, match func(etf.Term) bool, abort 
 					p.queue[len(p.queue)-1] = entry{}
 					p.queue = p.queue[:len(p.queue)-1]
 				}
+				p.taken++
 				p.compact()
 				p.mu.Unlock()
 				return t, nil
 			}
 		}
 		scanned = len(q)
+		if p.wake == nil {
+			p.wake = make(chan struct{})
+		}
+		wake, done := p.wake, p.doneLocked()
 		p.mu.Unlock()
 		select {
-		case <-p.notify:
-		case <-p.done:
+		case <-wake:
+		case <-done:
 		case <-abort:
 			return nil, errAborted
 		case <-ctx.Done():

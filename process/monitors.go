@@ -11,17 +11,23 @@ import (
 
 // Monitor monitors a process, like erlang:monitor(process, Target): when it ends, p gets
 // {'DOWN', Ref, process, Object, Reason}. target is an etf.Pid (of any node), a *Process, an
-// etf.Atom (a name registered on this node) or a Name; Object is the pid, or {Name, Node} for a
+// etf.Atom (a name registered on this node), a Name or the tuple {Name, Node}; Object is the pid, or {Name, Node} for a
 // monitor by name. A process that does not exist gives a DOWN with noproc at once, one on a
 // node that cannot be reached or whose connection goes down a DOWN with noconnection.
 func (p *Process) Monitor(target any) (etf.Ref, error) {
 	n := p.n
 	ref := n.MakeRef()
+	switch t := target.(type) {
+	case *Process:
+		target = t.pid // a process of another node in this program is monitored over the wire
+	case etf.Tuple:
+		if name, ok := nameOf(t); ok {
+			target = name
+		}
+	}
 	var obj, wire etf.Term
 	var peerName string
 	switch t := target.(type) {
-	case *Process:
-		obj, wire = t.pid, t.pid
 	case etf.Pid:
 		obj, wire = t, t
 		if t.Node != n.self {
@@ -44,8 +50,6 @@ func (p *Process) Monitor(target any) (etf.Ref, error) {
 	if peerName == "" {
 		var q *Process
 		switch t := target.(type) {
-		case *Process:
-			q = t
 		case etf.Pid:
 			q = n.lookup(t)
 		case etf.Atom:
@@ -64,9 +68,12 @@ func (p *Process) Monitor(target any) (etf.Ref, error) {
 		return ref, nil
 	}
 	n.mu.Lock()
-	n.peerLocked(c.Peer()).monOut[ref] = p
+	ps := n.peerLocked(c)
+	if ps != nil {
+		ps.monOut[ref] = p
+	}
 	n.mu.Unlock()
-	if c.Send(control.MonitorP{From: p.pid, To: wire, Ref: ref}, nil) != nil || c.Err() != nil {
+	if ps == nil || c.Send(control.MonitorP{From: p.pid, To: wire, Ref: ref}, nil) != nil {
 		n.down(watcher{pid: p.pid, obj: obj}, ref, atomNoconn)
 	}
 	return ref, nil
@@ -112,6 +119,7 @@ func (p *Process) Demonitor(ref etf.Ref) bool {
 			copy(q[i:], q[i+1:])
 			p.queue[len(p.queue)-1] = entry{}
 			p.queue = p.queue[:len(p.queue)-1]
+			p.taken++
 			break
 		}
 	}
@@ -199,15 +207,23 @@ func (n *Node) remoteMonitor(c *node.Conn, m control.MonitorP) {
 		return
 	}
 	n.mu.Lock()
-	n.peerLocked(c.Peer()).monIn[m.Ref] = q
+	ps := n.peerLocked(c)
+	if ps != nil {
+		ps.monIn[m.Ref] = q
+	}
 	n.mu.Unlock()
+	if ps == nil {
+		q.mu.Lock()
+		delete(q.monitoredBy, m.Ref) // the connection is down: the peer sees noconnection
+		q.mu.Unlock()
+	}
 }
 
 // remoteDemonitor serves DEMONITOR_P from the peer.
-func (n *Node) remoteDemonitor(peerName string, ref etf.Ref) {
+func (n *Node) remoteDemonitor(c *node.Conn, ref etf.Ref) {
 	n.mu.Lock()
 	var q *Process
-	if ps := n.peers[peerName]; ps != nil {
+	if ps := n.entryLocked(c); ps != nil {
 		q = ps.monIn[ref]
 		delete(ps.monIn, ref)
 	}
@@ -220,9 +236,9 @@ func (n *Node) remoteDemonitor(peerName string, ref etf.Ref) {
 }
 
 // monitorDown serves MONITOR_P_EXIT: a process of the peer that one of ours monitors ended.
-func (n *Node) monitorDown(peerName string, to etf.Pid, ref etf.Ref, reason etf.Term) {
+func (n *Node) monitorDown(c *node.Conn, to etf.Pid, ref etf.Ref, reason etf.Term) {
 	n.mu.Lock()
-	if ps := n.peers[peerName]; ps != nil {
+	if ps := n.entryLocked(c); ps != nil {
 		delete(ps.monOut, ref)
 	}
 	n.mu.Unlock()

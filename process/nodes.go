@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/node"
 )
 
 // NodeEvent is a connection to a node coming up or going down.
@@ -14,66 +15,117 @@ type NodeEvent struct {
 	Reason error // why it went down; nil for Up
 }
 
-// nodeUp runs when a connection is up (on its reader goroutine, before its first message).
-func (n *Node) nodeUp(peerName string) {
+// nodeUp runs when connection c is up (on its reader goroutine, before its first message). An
+// older connection to the same node whose end was not reported yet (its reader was held up) is
+// reported now, first: its links and monitors get noconnection and its nodedown comes before
+// this nodeup.
+func (n *Node) nodeUp(c *node.Conn) {
+	name := c.Peer()
 	n.mu.Lock()
-	watchers := make([]*Process, 0, len(n.nodeWatchers))
-	for p := range n.nodeWatchers {
-		watchers = append(watchers, p)
+	var old []*peer
+	for k, ps := range n.retired {
+		if k.Peer() == name {
+			old = append(old, ps)
+			delete(n.retired, k)
+		}
 	}
-	subs := make([]*subscription, 0, len(n.subs))
-	for s := range n.subs {
-		subs = append(subs, s)
+	if cur := n.peers[name]; cur != nil && cur.conn != c {
+		old = append(old, cur)
+		delete(n.peers, name)
+	}
+	for _, ps := range old {
+		n.evq = append(n.evq, NodeEvent{Node: name, Reason: ps.conn.Err()})
+	}
+	n.peerLocked(c)
+	n.evq = append(n.evq, NodeEvent{Node: name, Up: true})
+	n.mu.Unlock()
+	for _, ps := range old {
+		n.teardown(ps)
+	}
+	n.drainEvents()
+}
+
+// nodeDown runs once connection c is down, after its last message: links across it get
+// noconnection, monitors a DOWN with noconnection, node monitors {nodedown, Node}. Nothing
+// happens when the ConnUp of a newer connection already reported it.
+func (n *Node) nodeDown(c *node.Conn, reason error) {
+	name := c.Peer()
+	n.mu.Lock()
+	ps := n.retired[c]
+	delete(n.retired, c)
+	if cur := n.peers[name]; ps == nil && cur != nil && cur.conn == c {
+		ps = cur
+		delete(n.peers, name)
+	}
+	if ps != nil {
+		n.evq = append(n.evq, NodeEvent{Node: name, Reason: reason})
 	}
 	n.mu.Unlock()
-	msg := etf.Tuple{atomNodeup, etf.Atom(peerName)}
-	for _, p := range watchers {
-		p.deliver(msg, 0)
+	n.spawnsDown(c)
+	if ps != nil {
+		n.teardown(ps)
 	}
-	for _, s := range subs {
-		s.push(NodeEvent{Node: peerName, Up: true})
+	n.drainEvents()
+}
+
+// teardown tells everything set up over a connection that is down (no lock held).
+func (n *Node) teardown(ps *peer) {
+	n.spawnsDown(ps.conn)
+	for k, p := range ps.links {
+		p.signal(k.remote, atomNoconn, true)
+	}
+	for ref, p := range ps.monOut {
+		p.monitorDown(ref, atomNoconn)
+	}
+	for ref, p := range ps.monIn {
+		p.mu.Lock()
+		delete(p.monitoredBy, ref)
+		p.mu.Unlock()
+	}
+	for p := range ps.nodeMons {
+		p.nodeDown(ps.conn.Peer())
 	}
 }
 
-// nodeDown runs once a connection is down, after its last message: links across it get
-// noconnection, monitors a DOWN with noconnection, node monitors {nodedown, Node}.
-func (n *Node) nodeDown(peerName string, reason error) {
+// drainEvents delivers the queued node events, in order, to the MonitorNodes processes and the
+// WatchNodes subscriptions. Events are queued under n.mu in the order the connections changed;
+// one goroutine at a time delivers them, with no lock held, and the others leave their events
+// to it, so two goroutines never deliver events out of order.
+func (n *Node) drainEvents() {
 	n.mu.Lock()
-	ps := n.peers[peerName]
-	delete(n.peers, peerName)
-	watchers := make([]*Process, 0, len(n.nodeWatchers))
-	for p := range n.nodeWatchers {
-		watchers = append(watchers, p)
+	if n.draining {
+		n.mu.Unlock()
+		return
 	}
-	subs := make([]*subscription, 0, len(n.subs))
-	for s := range n.subs {
-		subs = append(subs, s)
+	n.draining = true
+	for len(n.evq) > 0 {
+		ev := n.evq[0]
+		n.evq[0] = NodeEvent{}
+		n.evq = n.evq[1:]
+		watchers := make([]*Process, 0, len(n.nodeWatchers))
+		for p := range n.nodeWatchers {
+			watchers = append(watchers, p)
+		}
+		subs := make([]*subscription, 0, len(n.subs))
+		for s := range n.subs {
+			subs = append(subs, s)
+		}
+		n.mu.Unlock()
+		msg := etf.Tuple{atomNodedown, etf.Atom(ev.Node)}
+		if ev.Up {
+			msg[0] = atomNodeup
+		}
+		for _, p := range watchers {
+			p.deliver(msg, 0)
+		}
+		for _, s := range subs {
+			s.push(ev)
+		}
+		n.mu.Lock()
 	}
+	n.evq = nil
+	n.draining = false
 	n.mu.Unlock()
-	n.spawnsDown(peerName)
-	if ps != nil {
-		for k, p := range ps.links {
-			p.signal(k.remote, atomNoconn, true)
-		}
-		for ref, p := range ps.monOut {
-			p.monitorDown(ref, atomNoconn)
-		}
-		for ref, p := range ps.monIn {
-			p.mu.Lock()
-			delete(p.monitoredBy, ref)
-			p.mu.Unlock()
-		}
-		for p := range ps.nodeMons {
-			p.nodeDown(peerName)
-		}
-	}
-	msg := etf.Tuple{atomNodedown, etf.Atom(peerName)}
-	for _, p := range watchers {
-		p.deliver(msg, 0)
-	}
-	for _, s := range subs {
-		s.push(NodeEvent{Node: peerName, Reason: reason})
-	}
 }
 
 // MonitorNode monitors the connection to a node, like erlang:monitor_node(Node, true): p gets
@@ -99,9 +151,12 @@ func (p *Process) MonitorNode(name string) {
 		return
 	}
 	n.mu.Lock()
-	n.peerLocked(name).nodeMons[p] = struct{}{}
+	ps := n.peerLocked(c)
+	if ps != nil {
+		ps.nodeMons[p] = struct{}{}
+	}
 	n.mu.Unlock()
-	if c.Err() != nil {
+	if ps == nil {
 		p.nodeDown(name)
 	}
 }
@@ -135,10 +190,8 @@ func (n *Node) MonitorNodes(p *Process, on bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if on {
-		select {
-		case <-p.done:
+		if !p.alive() {
 			return
-		default:
 		}
 		n.nodeWatchers[p] = struct{}{}
 	} else {

@@ -41,3 +41,11 @@ func (n *Node) lookup(pid etf.Pid) *Process {
 
 // IsAlive reports whether pid is a live process of this node.
 func (n *Node) IsAlive(pid etf.Pid) bool { return n.lookup(pid) != nil }
+
+// ProcessCount returns the number of live processes of the node, its built-in ones included,
+// like erlang:system_info(process_count).
+func (n *Node) ProcessCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.procs)
+}

@@ -4,17 +4,28 @@
 // connections to processes, and it runs the node's built-in net_kernel, so BEAM's net_adm:ping
 // of the node is pong and Ping is a call to a peer's net_kernel.
 //
-// A process costs a few hundred bytes and no goroutine: a mailbox that Receive reads, or a
-// handler function that runs on the goroutine that delivers each message (SpawnHandler). Terms
-// are not copied on delivery: senders and receivers must treat them as immutable.
+// A process costs about 260 bytes and no goroutine (TestIdleProcessMemory): a mailbox that
+// Receive reads, or a handler function that runs on the goroutine that delivers each message
+// (SpawnHandler). Terms are not copied on delivery: senders and receivers must treat them as
+// immutable. Several goroutines may receive from one mailbox: each delivery wakes them all, and
+// each takes the oldest message its match accepts.
 //
-// Locking: Node.mu guards the process table, the name registry, the aliases and the per-peer
-// indexes; Process.mu guards one process's mailbox, links and monitors. Node.mu may be taken
-// while holding no Process.mu, and a Process.mu may be taken while holding Node.mu, never the
-// reverse. No lock is held across sending on a connection's queue being filled by another
-// goroutine only if that call cannot block: Conn.Send only queues, so it may be called under
-// Process.mu, but never under Node.mu; Connect is never called under any lock. Handler functions
-// of processes are called with no lock held.
+// One message never costs a connection: a message to a process that does not exist, one whose
+// term does not decode, and one that arrives at a full mailbox (Options.MailboxLimit,
+// MailboxBytes) are dropped alone, counted (ProcessStats) and logged; an exit or DOWN reason
+// that does not decode still takes effect, as ReasonUndecodable.
+//
+// Links, monitors and node monitors that cross a connection are kept per connection: when it
+// goes down they get noconnection (nodedown), and nothing set up over a newer connection to the
+// same node is touched. Node events (MonitorNodes, WatchNodes) are delivered in the order the
+// connections changed: an old connection's nodedown always comes before the next nodeup.
+//
+// Locking: Node.mu guards the process table, the name registry, the aliases, the per-connection
+// state and the node event queue; Process.mu guards one process's mailbox, links and monitors.
+// A Process.mu may be taken while holding Node.mu, never the reverse. Conn.Send only queues, so
+// it may be called under Process.mu, but it is never called under Node.mu; Connect is never
+// called under any lock. Handler functions of processes are called with no lock held, and so
+// are the deliveries of node events.
 package process
 
 import (
@@ -27,6 +38,8 @@ import (
 	"time"
 
 	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/handshake"
+	"github.com/distribute-go/distribute/internal/lograte"
 	"github.com/distribute-go/distribute/node"
 )
 
@@ -49,6 +62,11 @@ type Options struct {
 	// MailboxBytes bounds the encoded size of the messages one mailbox holds, counted as they
 	// arrived on the wire (local sends count 0). 0 means DefaultMailboxBytes.
 	MailboxBytes int
+	// NoSpawn leaves the SPAWN capability out of the handshake. By default the node
+	// advertises it (it speaks spawn_request both ways: SpawnRequest, and an answer to every
+	// request it gets), so OTP 23+ peers take erpc calls from it; with NoSpawn, peers neither
+	// send it spawn requests nor take them from it, and the rpc package falls back to rex.
+	NoSpawn bool
 	// Spawn, if set, serves SPAWN_REQUEST from peers (erpc and spawn_request); nil answers
 	// every request with the error notsup. The rpc package sets it.
 	Spawn SpawnFunc
@@ -67,11 +85,14 @@ type Node struct {
 	pids atomic.Uint64
 	refs atomic.Uint64
 
-	mu      sync.Mutex
-	procs   map[pidKey]*Process
-	names   map[etf.Atom]*Process
-	aliases map[etf.Ref]*Process
-	peers   map[string]*peer
+	mu       sync.Mutex
+	procs    map[pidKey]*Process
+	names    map[etf.Atom]*Process
+	aliases  map[etf.Ref]*Process
+	peers    map[string]*peer     // the newest connection's state per node name
+	retired  map[*node.Conn]*peer // older connections' state, down but not yet reported
+	evq      []NodeEvent          // node events not yet delivered (drainEvents)
+	draining bool                 // a goroutine is delivering evq
 	// nodeWatchers get {nodeup, Node} and {nodedown, Node}.
 	nodeWatchers map[*Process]struct{}
 	subs         map[*subscription]struct{}
@@ -104,7 +125,7 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 	}
 	log := o.Node.Logger
 	if log == nil {
-		log = slog.New(discard{})
+		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{
 		opts:         o,
@@ -115,12 +136,19 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 		names:        map[etf.Atom]*Process{},
 		aliases:      map[etf.Ref]*Process{},
 		peers:        map[string]*peer{},
+		retired:      map[*node.Conn]*peer{},
 		nodeWatchers: map[*Process]struct{}{},
 		subs:         map[*subscription]struct{}{},
 		spawns:       map[etf.Ref]*pendingSpawn{},
 	}
 	no := o.Node
 	no.Handler = (*handler)(n)
+	// The process layer speaks spawn_request both ways (SpawnRequest; requests it does not
+	// serve get an error reply at once), so it advertises SPAWN: OTP 23+ peers then take
+	// erpc calls from us, and their rpc:call of us gets an answer rather than a fallback.
+	if !o.NoSpawn {
+		no.Flags |= handshake.FlagSpawn
+	}
 	ln, err := node.Start(ctx, name, cookie, &no)
 	if err != nil {
 		return nil, err
@@ -133,13 +161,6 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 	close(n.ready)
 	return n, nil
 }
-
-type discard struct{}
-
-func (discard) Enabled(context.Context, slog.Level) bool  { return false }
-func (discard) Handle(context.Context, slog.Record) error { return nil }
-func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discard) WithGroup(string) slog.Handler           { return d }
 
 // Stop ends every process (with reason shutdown, as an application stop would: their remote
 // links and monitors are told), then stops the link layer. Calling it again is a no-op.
@@ -199,13 +220,14 @@ type Stats struct {
 	MailboxFull uint64
 	// NoProcess counts messages to a pid, name or alias of this node that has no process.
 	NoProcess uint64
-	// Undecodable counts messages whose term did not decode.
+	// Undecodable counts messages whose term did not decode (dropped) and exit or DOWN reasons
+	// that did not (delivered as ReasonUndecodable).
 	Undecodable uint64
 }
 
 type counters struct {
 	mailboxFull, noProcess, undecodable atomic.Uint64
-	log                                 logLimiter
+	log                                 lograte.Limiter
 }
 
 // ProcessStats returns the process layer's counters (Stats of the embedded node counts what
@@ -221,28 +243,9 @@ func (n *Node) ProcessStats() Stats {
 // dropped counts and logs (rate-limited) one message that could not be delivered.
 func (n *Node) dropped(c *atomic.Uint64, what string, attrs ...any) {
 	c.Add(1)
-	if ok, suppressed := n.stats.log.allow(time.Now()); ok {
+	if ok, suppressed := n.stats.log.Allow(time.Now()); ok {
 		n.log.Warn("message dropped: "+what, append(attrs, "suppressed_since_last", suppressed)...)
 	}
-}
-
-// logLimiter lets one log line through per second and counts the rest.
-type logLimiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed uint64
-}
-
-func (l *logLimiter) allow(now time.Time) (bool, uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.last) < time.Second {
-		l.suppressed++
-		return false, 0
-	}
-	s := l.suppressed
-	l.last, l.suppressed = now, 0
-	return true, s
 }
 
 // Errors.

@@ -15,6 +15,9 @@ func (n *Node) Register(name etf.Atom, p *Process) error {
 	if name == "" || name == atomUndefined {
 		return fmt.Errorf("process: register %q: %w", name, atomBadargErr)
 	}
+	if p == nil || p.n != n {
+		return fmt.Errorf("process: register %s: not a process of this node: %w", name, atomBadargErr)
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if old, ok := n.names[name]; ok && old != p {

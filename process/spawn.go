@@ -34,6 +34,7 @@ type pendingSpawn struct {
 	p    *Process
 	opts SpawnOptions
 	peer string
+	conn *node.Conn
 }
 
 var atomSpawnReply = etf.Atom("spawn_reply")
@@ -70,7 +71,7 @@ func (p *Process) SpawnRequest(nodeName string, module, function etf.Atom, args 
 		opts = append(opts, etf.Atom("link"))
 	}
 	n.mu.Lock()
-	n.spawns[ref] = &pendingSpawn{p: p, opts: o, peer: c.Peer()}
+	n.spawns[ref] = &pendingSpawn{p: p, opts: o, peer: c.Peer(), conn: c}
 	n.mu.Unlock()
 	if args == nil {
 		args = etf.List{}
@@ -115,15 +116,27 @@ func (n *Node) spawnReply(m control.SpawnReply) {
 	if m.Flags&control.SpawnReplyMonitor != 0 {
 		if p.addMonitor(m.ReqID, monitored{obj: pid, target: pid, peer: ps.peer}) {
 			n.mu.Lock()
-			n.peerLocked(ps.peer).monOut[m.ReqID] = p
+			e := n.peerLocked(ps.conn)
+			if e != nil {
+				e.monOut[m.ReqID] = p
+			}
 			n.mu.Unlock()
+			if e == nil {
+				p.monitorDown(m.ReqID, atomNoconn)
+			}
 		}
 	}
 	if m.Flags&control.SpawnReplyLink != 0 {
 		if p.addLink(pid) {
 			n.mu.Lock()
-			n.peerLocked(ps.peer).links[linkKey{p.pid, pid}] = p
+			e := n.peerLocked(ps.conn)
+			if e != nil {
+				e.links[linkKey{p.pid, pid}] = p
+			}
 			n.mu.Unlock()
+			if e == nil {
+				p.signal(pid, atomNoconn, true)
+			}
 		}
 	}
 	if ps.opts.Reply == ReplyYes {
@@ -132,12 +145,12 @@ func (n *Node) spawnReply(m control.SpawnReply) {
 }
 
 // spawnsDown fails the spawn requests still waiting on a connection that went down.
-func (n *Node) spawnsDown(peerName string) {
+func (n *Node) spawnsDown(c *node.Conn) {
 	n.mu.Lock()
 	var failed []*pendingSpawn
 	var refs []etf.Ref
 	for ref, ps := range n.spawns {
-		if ps.peer == peerName {
+		if ps.conn == c {
 			failed = append(failed, ps)
 			refs = append(refs, ref)
 			delete(n.spawns, ref)
@@ -184,14 +197,18 @@ func (n *Node) AcceptSpawn(c *node.Conn, req control.SpawnRequest) *Process {
 		case etf.Atom("monitor"):
 			if q.addWatcher(req.ReqID, watcher{pid: req.From, obj: q.pid}) {
 				n.mu.Lock()
-				n.peerLocked(c.Peer()).monIn[req.ReqID] = q
+				if e := n.peerLocked(c); e != nil {
+					e.monIn[req.ReqID] = q
+				}
 				n.mu.Unlock()
 				flags |= control.SpawnReplyMonitor
 			}
 		case etf.Atom("link"):
 			if q.addLink(req.From) {
 				n.mu.Lock()
-				n.peerLocked(c.Peer()).links[linkKey{q.pid, req.From}] = q
+				if e := n.peerLocked(c); e != nil {
+					e.links[linkKey{q.pid, req.From}] = q
+				}
 				n.mu.Unlock()
 				flags |= control.SpawnReplyLink
 			}
@@ -202,6 +219,10 @@ func (n *Node) AcceptSpawn(c *node.Conn, req control.SpawnRequest) *Process {
 	}
 	return q
 }
+
+// ServesSpawn reports whether the node serves spawn requests (Options.Spawn is set); without it
+// every request is refused with notsup.
+func (n *Node) ServesSpawn() bool { return n.opts.Spawn != nil }
 
 // RefuseSpawn answers a SPAWN_REQUEST with an error reason such as badarg or notsup.
 func (n *Node) RefuseSpawn(c *node.Conn, req control.SpawnRequest, reason etf.Atom) {

@@ -21,7 +21,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/distribute-go/distribute/internal/erltest"
 )
@@ -164,7 +164,7 @@ func (p *proc) output() string {
 func startRole(t *testing.T, rt *erltest.Runtime, script, role string, env []string) *proc {
 	t.Helper()
 	p := &proc{done: make(chan struct{})}
-	p.cmd = rt.Command(nil, "sh", script, role) // its own process group
+	p.cmd = rt.Command(context.Background(), "sh", script, role) // its own process group; killed below
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	p.cmd.WaitDelay = 2 * time.Second

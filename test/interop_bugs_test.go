@@ -51,6 +51,8 @@ func (h slowLinkUpHandler) WithGroup(n string) slog.Handler {
 // (up on handshake_ok, down on link_down) is left believing a dead link is up. Here the "link up" log
 // call is stalled to make the window wide; without the stall the same inversion was seen under -race
 // in TestInteropSimultaneousConnectGoGo (round 33 of one run: link_down, then handshake_ok).
+//
+// Go<->Go: the real epmd is only the registry, so this runs on the host's OTP alone.
 func TestInteropBugEventOrderLinkDownBeforeHandshakeOK(t *testing.T) {
 	erltest.RequireEpmd(t)
 	ep := erltest.StartEPMD(t, 0)
@@ -100,6 +102,8 @@ func TestInteropBugEventOrderLinkDownBeforeHandshakeOK(t *testing.T) {
 //     lost a simultaneous connect and the peer's connection did not arrive".
 //
 // Before the fix this failed in about half the runs with two `yes > /dev/null` running.
+//
+// Go<->Go: the real epmd is only the registry, so this runs on the host's OTP alone.
 func TestInteropBugSimultaneousConnectGhostLink(t *testing.T) {
 	erltest.RequireEpmd(t)
 	ep := erltest.StartEPMD(t, 0)

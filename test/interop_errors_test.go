@@ -51,100 +51,101 @@ func silentListener(t *testing.T) int {
 
 // The seed's ConnectError and StartError cases against a real epmd, each bounded in time.
 func TestInteropConnectErrors(t *testing.T) {
-	erltest.RequireEpmd(t)
 	t.Parallel()
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
 
-	t.Run("unknown name", func(t *testing.T) {
-		t.Parallel()
-		ep := erltest.StartEPMD(t, 0)
-		g := startInteropGo(t, goName("go", false), newInteropCookie(), node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port()})
-		start := time.Now()
-		err := g.Connect(ctxFor(t, 10*time.Second), erltest.UniqueName("nobody")+"@localhost")
-		elapsed := time.Since(start)
-		require.ErrorIs(t, err, node.ErrNodeNotFound)
-		assert.ErrorIs(t, err, epmd.ErrNotRegistered)
-		assert.Less(t, elapsed, time.Second)
-		assert.False(t, g.Ping(ctxFor(t, 10*time.Second), erltest.UniqueName("nobody")+"@localhost"))
-		assert.Empty(t, g.Nodes())
-	})
+		t.Run("unknown name", func(t *testing.T) {
+			t.Parallel()
+			ep := rt.StartEPMD(t, 0)
+			g := startInteropGo(t, goName("go", false), newInteropCookie(), node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port()})
+			start := time.Now()
+			err := g.Connect(ctxFor(t, 10*time.Second), erltest.UniqueName("nobody")+"@localhost")
+			elapsed := time.Since(start)
+			require.ErrorIs(t, err, node.ErrNodeNotFound)
+			assert.ErrorIs(t, err, epmd.ErrNotRegistered)
+			assert.Less(t, elapsed, time.Second)
+			assert.False(t, g.Ping(ctxFor(t, 10*time.Second), erltest.UniqueName("nobody")+"@localhost"))
+			assert.Empty(t, g.Nodes())
+		})
 
-	t.Run("unresolvable host", func(t *testing.T) {
-		t.Parallel()
-		ep := erltest.StartEPMD(t, 0)
-		// The resolver asks only a dead loopback port: no DNS query leaves the machine.
-		g := startInteropGo(t, goName("go", true), newInteropCookie(), node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port(),
-			Resolver: erltest.LoopbackResolver(t)})
-		start := time.Now()
-		err := g.Connect(ctxFor(t, 5*time.Second), "peer@no-such-host.invalid") // RFC 2606: never resolves
-		elapsed := time.Since(start)
-		require.ErrorIs(t, err, node.ErrNodeNotFound)
-		assert.Less(t, elapsed, 3*time.Second)
-		assert.Empty(t, g.Nodes())
-	})
+		t.Run("unresolvable host", func(t *testing.T) {
+			t.Parallel()
+			ep := rt.StartEPMD(t, 0)
+			// The resolver asks only a dead loopback port: no DNS query leaves the machine.
+			g := startInteropGo(t, goName("go", true), newInteropCookie(), node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port(),
+				Resolver: erltest.LoopbackResolver(t)})
+			start := time.Now()
+			err := g.Connect(ctxFor(t, 5*time.Second), "peer@no-such-host.invalid") // RFC 2606: never resolves
+			elapsed := time.Since(start)
+			require.ErrorIs(t, err, node.ErrNodeNotFound)
+			assert.Less(t, elapsed, 3*time.Second)
+			assert.Empty(t, g.Nodes())
+		})
 
-	t.Run("no epmd with EPMDExternal", func(t *testing.T) {
-		t.Parallel()
-		port := erltest.FreePort(t)
-		start := time.Now()
-		n, err := process.Start(ctxFor(t, 10*time.Second), goName("go", false), newInteropCookie(),
-			&process.Options{Node: node.Options{EPMD: node.EPMDExternal, EPMDPort: port, ListenAddr: "127.0.0.1"}})
-		require.ErrorIs(t, err, node.ErrNetwork)
-		assert.Nil(t, n)
-		assert.Less(t, time.Since(start), 3*time.Second)
-		// Nothing was left listening on the EPMD port.
-		_, derr := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
-		assert.Error(t, derr, "EPMDExternal must not start an embedded EPMD")
-	})
+		t.Run("no epmd with EPMDExternal", func(t *testing.T) {
+			t.Parallel()
+			port := erltest.FreePort(t)
+			start := time.Now()
+			n, err := process.Start(ctxFor(t, 10*time.Second), goName("go", false), newInteropCookie(),
+				&process.Options{Node: node.Options{EPMD: node.EPMDExternal, EPMDPort: port, ListenAddr: "127.0.0.1"}})
+			require.ErrorIs(t, err, node.ErrNetwork)
+			assert.Nil(t, n)
+			assert.Less(t, time.Since(start), 3*time.Second)
+			// Nothing was left listening on the EPMD port.
+			_, derr := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second)
+			assert.Error(t, derr, "EPMDExternal must not start an embedded EPMD")
+		})
 
-	t.Run("epmd down", func(t *testing.T) {
-		t.Parallel()
-		ep := erltest.StartEPMD(t, 0)
-		g := startInteropGo(t, goName("go", false), newInteropCookie(), node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port()})
-		ep.Kill()
-		require.Eventually(t, func() bool { return !g.EPMDRegistered() }, 3*time.Second, 10*time.Millisecond)
-		start := time.Now()
-		err := g.Connect(ctxFor(t, 10*time.Second), erltest.UniqueName("peer")+"@localhost")
-		require.ErrorIs(t, err, node.ErrConnectNetwork)
-		assert.Less(t, time.Since(start), 2*time.Second)
-		var ce *node.ConnectError
-		require.ErrorAs(t, err, &ce)
-		assert.NotEmpty(t, ce.Detail)
-	})
+		t.Run("epmd down", func(t *testing.T) {
+			t.Parallel()
+			ep := rt.StartEPMD(t, 0)
+			g := startInteropGo(t, goName("go", false), newInteropCookie(), node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port()})
+			ep.Kill()
+			require.Eventually(t, func() bool { return !g.EPMDRegistered() }, 3*time.Second, 10*time.Millisecond)
+			start := time.Now()
+			err := g.Connect(ctxFor(t, 10*time.Second), erltest.UniqueName("peer")+"@localhost")
+			require.ErrorIs(t, err, node.ErrConnectNetwork)
+			assert.Less(t, time.Since(start), 2*time.Second)
+			var ce *node.ConnectError
+			require.ErrorAs(t, err, &ce)
+			assert.NotEmpty(t, ce.Detail)
+		})
 
-	t.Run("self", func(t *testing.T) {
-		t.Parallel()
-		ep := erltest.StartEPMD(t, 0)
-		g := startInteropGo(t, goName("go", false), newInteropCookie(), node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port()})
-		require.ErrorIs(t, g.Connect(ctxFor(t, 5*time.Second), g.Self()), node.ErrConnectIgnored)
-		assert.Empty(t, g.Nodes())
-	})
+		t.Run("self", func(t *testing.T) {
+			t.Parallel()
+			ep := rt.StartEPMD(t, 0)
+			g := startInteropGo(t, goName("go", false), newInteropCookie(), node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port()})
+			require.ErrorIs(t, g.Connect(ctxFor(t, 5*time.Second), g.Self()), node.ErrConnectIgnored)
+			assert.Empty(t, g.Nodes())
+		})
 
-	t.Run("silent peer times out at the deadline", func(t *testing.T) {
-		t.Parallel()
-		ep := erltest.StartEPMD(t, 0)
-		g := startInteropGo(t, goName("go", false), newInteropCookie(),
-			node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port(), SetupTimeout: 20 * time.Second})
-		alive := erltest.UniqueName("blackhole")
-		reg, err := (&epmd.Client{Port: ep.Port()}).Register(ctxFor(t, 5*time.Second),
-			epmd.NodeInfo{Name: alive, Port: silentListener(t), Type: 77, HighestVersion: 6, LowestVersion: 5})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = reg.Close() })
+		t.Run("silent peer times out at the deadline", func(t *testing.T) {
+			t.Parallel()
+			ep := rt.StartEPMD(t, 0)
+			g := startInteropGo(t, goName("go", false), newInteropCookie(),
+				node.Options{EPMD: node.EPMDExternal, EPMDPort: ep.Port(), SetupTimeout: 20 * time.Second})
+			alive := erltest.UniqueName("blackhole")
+			reg, err := (&epmd.Client{Port: ep.Port()}).Register(ctxFor(t, 5*time.Second),
+				epmd.NodeInfo{Name: alive, Port: silentListener(t), Type: 77, HighestVersion: 6, LowestVersion: 5})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = reg.Close() })
 
-		const deadline = 800 * time.Millisecond
-		ctx, cancel := context.WithTimeout(context.Background(), deadline)
-		defer cancel()
-		start := time.Now()
-		err = g.Connect(ctx, alive+"@localhost")
-		elapsed := time.Since(start)
-		require.ErrorIs(t, err, node.ErrConnectTimeout)
-		assert.ErrorIs(t, err, context.DeadlineExceeded)
-		assert.GreaterOrEqual(t, elapsed, deadline)
-		assert.LessOrEqual(t, elapsed, deadline+500*time.Millisecond)
-		assert.Empty(t, g.Nodes())
+			const deadline = 800 * time.Millisecond
+			ctx, cancel := context.WithTimeout(context.Background(), deadline)
+			defer cancel()
+			start := time.Now()
+			err = g.Connect(ctx, alive+"@localhost")
+			elapsed := time.Since(start)
+			require.ErrorIs(t, err, node.ErrConnectTimeout)
+			assert.ErrorIs(t, err, context.DeadlineExceeded)
+			assert.GreaterOrEqual(t, elapsed, deadline)
+			assert.LessOrEqual(t, elapsed, deadline+500*time.Millisecond)
+			assert.Empty(t, g.Nodes())
 
-		// The attempt still running in the background (SetupTimeout 20 s) must not hold up Stop.
-		start = time.Now()
-		require.NoError(t, g.Stop())
-		assert.Less(t, time.Since(start), 2*time.Second)
+			// The attempt still running in the background (SetupTimeout 20 s) must not hold up Stop.
+			start = time.Now()
+			require.NoError(t, g.Stop())
+			assert.Less(t, time.Since(start), 2*time.Second)
+		})
 	})
 }

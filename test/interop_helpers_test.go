@@ -8,11 +8,11 @@ import (
 	"github.com/distribute-go/distribute/internal/logbuf"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/internal/nodetest"
 	"github.com/distribute-go/distribute/node"
 	"github.com/distribute-go/distribute/process"
 	"github.com/stretchr/testify/assert"
@@ -29,41 +29,20 @@ type interopGo struct {
 	events *interopEvents
 }
 
-// interopEvents records what a node reports to Options.OnEvent.
-type interopEvents struct {
-	mu  sync.Mutex
-	all []node.Event
-}
+// interopEvents records what a node reports to Options.OnEvent (nodetest.Events).
+type interopEvents struct{ nodetest.Events }
 
-func (e *interopEvents) add(ev node.Event) {
-	e.mu.Lock()
-	e.all = append(e.all, ev)
-	e.mu.Unlock()
-}
+func (e *interopEvents) add(ev node.Event) { e.Add(ev) }
 
 // mark returns a position to count events from.
-func (e *interopEvents) mark() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.all)
-}
+func (e *interopEvents) mark() int { return e.Mark() }
 
 // since returns the events after position from.
-func (e *interopEvents) since(from int) []node.Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]node.Event(nil), e.all[from:]...)
-}
+func (e *interopEvents) since(from int) []node.Event { return e.Since(from) }
 
 // count returns how many events of kind k about peer ("" = any) came after position from.
 func (e *interopEvents) count(from int, k node.EventKind, peer string) int {
-	c := 0
-	for _, ev := range e.since(from) {
-		if ev.Kind == k && (peer == "" || ev.Peer == peer) {
-			c++
-		}
-	}
-	return c
+	return e.CountKind(from, k, peer)
 }
 
 // startInteropGo starts a Go node with a Debug logger into a buffer (printed if the test fails) and an
@@ -74,23 +53,8 @@ func startInteropGo(t *testing.T, name, cookie string, opts node.Options) *inter
 	g := &interopGo{logs: &interopLogs{}, events: &interopEvents{}}
 	opts.Logger = slog.New(slog.NewTextHandler(g.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.OnEvent = g.events.add
-	if opts.ListenAddr == "" {
-		opts.ListenAddr = "127.0.0.1"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n, err := process.Start(ctx, name, cookie, &process.Options{Node: opts})
-	require.NoError(t, err)
-	g.Node = n
+	g.Node = nodetest.Start(t, name, cookie, opts)
 	t.Cleanup(func() {
-		done := make(chan error, 1)
-		go func() { done <- n.Stop() }()
-		select {
-		case err := <-done:
-			assert.NoError(t, err, "Stop %s", name)
-		case <-time.After(15 * time.Second):
-			t.Errorf("Stop %s did not return within 15 s", name)
-		}
 		if t.Failed() {
 			t.Logf("logs of %s:\n%s", name, g.logs.String())
 		}

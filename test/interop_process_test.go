@@ -177,6 +177,8 @@ func (h *helperProc) call(t *testing.T, cmd, reply string) string {
 
 // Two Go nodes in two OS processes: each dials the other, pings both ways, lists the link, and sees
 // it go when the other side disconnects or stops.
+//
+// Go<->Go: the real epmd is only the registry, so this runs on the host's OTP alone.
 func TestInteropGoGoTwoProcesses(t *testing.T) {
 	erltest.RequireEpmd(t)
 	t.Parallel()

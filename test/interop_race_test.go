@@ -15,6 +15,8 @@ import (
 
 // Two Go nodes dial each other at the same moment, 50 times: both Connects succeed and each side ends
 // up with exactly one link (one handshake_ok, no replaced link), usable both ways.
+//
+// Go<->Go: the real epmd is only the registry, so this runs on the host's OTP alone.
 func TestInteropSimultaneousConnectGoGo(t *testing.T) {
 	erltest.RequireEpmd(t)
 	t.Parallel()

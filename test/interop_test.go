@@ -74,8 +74,9 @@ func TestInteropGoToBEAM(t *testing.T) {
 	})
 }
 
-// BEAM dials Go: net_adm:ping is pong, repeatedly, on a link BEAM set up and on one we set up. OTP 25
-// negotiates DIST_MONITOR and ALIAS with us, so its pings monitor net_kernel and send an alias tag.
+// BEAM dials Go: net_adm:ping is pong, repeatedly, on a link BEAM set up and on one we set up. OTP 25,
+// 27 and 29 negotiate DIST_MONITOR and ALIAS with us, so their pings monitor net_kernel and send an alias
+// tag.
 func TestInteropBEAMToGo(t *testing.T) {
 	t.Parallel()
 	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,40 +20,40 @@ import (
 const healthUsage = `
 Usage: distribute health [--json] [flags] NODE...
 
-Starts a short-lived hidden node, connects to every NODE (alive@host) at once,
-then pings every connected node at once (health.Check) and prints the cluster
-health: a header line with this node and the counts, then a table with the
-columns NODE, STATUS, RTT, ERROR; or, with --json, the ClusterHealth object:
+Starts a short-lived hidden node, connects to every NODE (alive@host) and
+pings it, all NODEs at once, and prints the cluster health: a header line
+with this node and the counts, then a table with the columns NODE, STATUS,
+RTT, ERROR; or, with --json, a ClusterHealth object of the health package:
   {"self_node": "...", "is_distributed": true,
    "connected_nodes": [...], "connected_count": N,
    "reachable_nodes": [...], "unreachable_nodes": [...],
    "details": [{"node": "...", "reachable": true, "rtt_seconds": 0.0004,
                 "error": "only when unreachable"}, ...]}
-A NODE that cannot be connected is listed in unreachable_nodes and in details
-with the reason; connected_nodes and connected_count then list only the nodes
-that were connected. Lists are sorted; details are sorted by node.
---timeout bounds the connect phase and the ping phase, each.
+Every NODE is in reachable_nodes or in unreachable_nodes, and in details
+(with the reason when unreachable); connected_nodes and connected_count list
+the NODEs that could be connected. Lists are sorted; details by node.
+--timeout bounds each step (EPMD check, connect, ping) for each NODE.
+On SIGINT or SIGTERM it stops waiting and prints what it has: the NODEs not
+done yet are unreachable with the error "interrupted".
 
-Naming of this node: as for distribute ping.
+The node only dials out and is named as for distribute ping.
 
-Exit status: 0 if every NODE is reachable, 1 otherwise, 2 for a usage error.
+Exit status: 0 if every NODE is reachable, 1 otherwise, 2 for a usage error,
+130 or 143 after SIGINT or SIGTERM.
 `
 
 func cmdHealth(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newCommand("health", healthUsage, stdout, stderr)
-	var nf nodeFlags
-	nf.register(c.fs, "this node's `NAME`: alive@host, or alive alone (default distribute-<random hex>)")
+	var cf clientFlags
+	cf.register(c.fs, "distribute-<random hex>")
 	asJSON := c.fs.Bool("json", false, "print the ClusterHealth as JSON instead of a table")
-	n, targets, _, code, done := c.startForTargets(ctx, &nf, args)
+	n, targets, log, code, done := c.startClient(ctx, &cf, args)
 	if done {
 		return code
 	}
 	defer func() { _ = n.Stop() }()
 
-	h, err := clusterHealth(ctx, n, targets, nf.timeout)
-	if err != nil {
-		return c.fail(err)
-	}
+	h := checkTargets(ctx, n, targets, time.Duration(cf.timeout), log)
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -62,45 +63,54 @@ func cmdHealth(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	} else {
 		printHealthTable(stdout, h)
 	}
-	for _, t := range targets {
-		if !slices.Contains(h.ReachableNodes, t) {
-			return exitFail
-		}
+	if len(h.UnreachableNodes) > 0 {
+		return exitFail
 	}
 	return exitOK
 }
 
-// clusterHealth connects n to every target concurrently (bounded by
-// timeout), runs health.Check (bounded by timeout again) and adds the
-// targets that could not be connected to the unreachable nodes and the
-// details, with their reason.
-func clusterHealth(ctx context.Context, n *process.Node, targets []string, timeout time.Duration) (*health.ClusterHealth, error) {
+// checkTargets connects to and pings every target at once (reachOne) and
+// returns the health of the targets. When ctx ends (a signal), the
+// targets not done are unreachable with the error "interrupted".
+func checkTargets(ctx context.Context, n *process.Node, targets []string, timeout time.Duration, log *slog.Logger) *health.ClusterHealth {
 	targets = slices.Compact(slices.Sorted(slices.Values(targets)))
-	connErrs := make([]error, len(targets))
-	cctx, cancel := context.WithTimeout(ctx, timeout)
+	h := &health.ClusterHealth{
+		SelfNode:         n.Self(),
+		IsDistributed:    n.IsDistributed(),
+		ConnectedNodes:   []string{},
+		ReachableNodes:   []string{},
+		UnreachableNodes: []string{},
+		Details:          make([]health.NodeStatus, len(targets)),
+	}
 	var wg sync.WaitGroup
 	for i, t := range targets {
-		wg.Go(func() { connErrs[i] = n.Connect(cctx, t) })
+		wg.Go(func() {
+			rtt, err := reachOne(ctx, n, t, timeout)
+			log.Debug("checked", "node", t, "rtt", rtt, "err", err)
+			switch {
+			case err == nil:
+				h.Details[i] = health.NodeStatus{Node: t, Reachable: true, RTTSeconds: max(rtt.Seconds(), 1e-9)}
+			case ctx.Err() != nil:
+				h.Details[i] = health.NodeStatus{Node: t, Error: "interrupted"}
+			default:
+				h.Details[i] = health.NodeStatus{Node: t, Error: reason(err)}
+			}
+		})
 	}
 	wg.Wait()
-	cancel()
-
-	hctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	h, err := health.Check(hctx, n, &health.Options{PingTimeout: timeout})
-	if err != nil {
-		return nil, err
-	}
-	for i, t := range targets {
-		if connErrs[i] == nil || slices.Contains(h.ConnectedNodes, t) {
-			continue
+	connected := n.Nodes()
+	for _, d := range h.Details {
+		if slices.Contains(connected, d.Node) {
+			h.ConnectedNodes = append(h.ConnectedNodes, d.Node)
 		}
-		h.UnreachableNodes = append(h.UnreachableNodes, t)
-		h.Details = append(h.Details, health.NodeStatus{Node: t, Error: connErrs[i].Error()})
+		if d.Reachable {
+			h.ReachableNodes = append(h.ReachableNodes, d.Node)
+		} else {
+			h.UnreachableNodes = append(h.UnreachableNodes, d.Node)
+		}
 	}
-	slices.Sort(h.UnreachableNodes)
-	slices.SortStableFunc(h.Details, func(a, b health.NodeStatus) int { return strings.Compare(a.Node, b.Node) })
-	return h, nil
+	h.ConnectedCount = len(h.ConnectedNodes)
+	return h
 }
 
 func printHealthTable(w io.Writer, h *health.ClusterHealth) {

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -26,16 +27,20 @@ Usage: distribute COMMAND [flags] [arguments]
 Commands:
   ping     ping nodes: one line per node, "NODE pong" or "NODE pang REASON"
   health   connect to nodes and print the cluster health (table, or --json)
-  run      run a node until SIGINT/SIGTERM, with optional /health, /healthz
-           and /metrics over HTTP
+  send     send a term (Erlang syntax) to a registered name on a node
+  call     call MODULE:FUNCTION(ARGS) on a node and print the value (erl_call -a)
+  eval     evaluate Erlang expressions on a node and print the value (erl_call -e)
+  run      run a node until SIGINT/SIGTERM, with optional probes (/livez,
+           /readyz, /health) and /metrics over HTTP
   names    list the names registered with an EPMD, like epmd -names
-  epmd     run the pure-Go EPMD server in the foreground, like epmd
+  epmd     run the pure-Go EPMD server in the foreground; takes epmd's flags
   version  print the version
   help     print this help, or a command's: distribute help COMMAND
 
 Flags may come before or after the arguments; "distribute COMMAND --help"
 describes each command's flags. Exit status: 0 on success, 1 on failure,
-2 for a usage error.
+2 for a usage error, 128+N after signal N (130 for SIGINT, 143 for SIGTERM),
+except for run and epmd, which exit 0 after a clean stop on SIGINT or SIGTERM.
 `
 
 const versionUsage = `Usage: distribute version
@@ -45,16 +50,48 @@ built for.
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	var got atomic.Value // the first signal
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigc:
+			got.Store(s)
+			signal.Stop(sigc) // a second signal has its default effect
+			cancel()
+		case <-done:
+		}
+	}()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	close(done)
+	cancel()
+	if s, ok := got.Load().(syscall.Signal); ok {
+		code = exitAfterSignal(os.Args[1:], code, s)
+	}
 	os.Exit(code)
+}
+
+// exitAfterSignal is the exit code of a command that a signal ended:
+// 128 + the signal number (130 for SIGINT, 143 for SIGTERM), as shells
+// report it, except for a usage error (2) and for run and epmd, for which
+// SIGINT and SIGTERM are the way to stop, with exit code 0 after a clean
+// stop.
+func exitAfterSignal(args []string, code int, s syscall.Signal) int {
+	if code == exitUsage || len(args) > 0 && (args[0] == "run" || args[0] == "epmd") {
+		return code
+	}
+	return 128 + int(s)
 }
 
 type commandFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 var commands = map[string]commandFunc{
 	"ping":   cmdPing,
+	"send":   cmdSend,
+	"call":   cmdCall,
+	"eval":   cmdEval,
 	"health": cmdHealth,
 	"run":    cmdRun,
 	"names":  cmdNames,

@@ -1,19 +1,28 @@
-// Package erltest starts real Erlang/OTP programs (epmd, erl, elixir) for cross-process tests and cleans
-// them up. A long-running erl node started with ErlOptions.Control can be driven from the test with
-// Process.Eval, which sends it Erlang expressions on its standard input.
+// Package erltest starts real Erlang/OTP programs (epmd, erl, elixir, erl_call, escript) for
+// cross-process tests, in one of several OTP runtimes, and cleans them up. A long-running erl node
+// started with ErlOptions.Control can be driven from the test with Process.Eval, which sends it Erlang
+// expressions on its standard input.
+//
+// A Runtime is one OTP installation: the host's (Host), or a Debian chroot built by `make otp`
+// (scripts/otp.sh) that shares the host's loopback: OTP 27 (trixie) and the newest OTP (sid).
+// ForEachRuntime runs a test once per runtime as subtests named by release ("OTP-27"); ErlOptions.Runtime
+// and Runtime.StartEPMD choose where a program runs; Runtime.TempDir gives a directory both sides see at
+// the same path (for cookie files, code, certificates). DISTRIBUTE_RUNTIMES limits the runtimes.
 //
 // Every process runs in its own process group; t.Cleanup kills the whole group, also when the test fails,
-// so helpers such as erl_child_setup and inet_gethost go with it. Nodes never start an epmd of their own
-// (-start_epmd false) and never read ~/.erlang.cookie. Only loopback addresses are used.
+// so helpers such as erl_child_setup and inet_gethost go with it, inside a chroot too. Nodes never start
+// an epmd of their own (-start_epmd false) and never read ~/.erlang.cookie. Only loopback addresses are
+// used. Ports, names and process groups come from internal/procs, which needs no testing.TB.
 //
-// Tests that need a program call RequireErl, RequireElixir or RequireEpmd first: the test is skipped
-// when the program is missing, and fails instead when the environment variable CI is "true".
+// Tests that need a program call RequireErl, RequireElixir, RequireEpmd or Runtime.RequireProgram first:
+// the test is skipped when the program or runtime is missing, and fails instead when the environment
+// variable CI is "true".
 package erltest
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -25,10 +34,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/distribute-go/distribute/internal/procs"
 )
 
 const (
@@ -45,26 +55,8 @@ var (
 	epmdPath   = sync.OnceValues(findEpmd)
 )
 
-// findEpmd looks in PATH, then in the usual OTP installation directories, then next to erl.
-func findEpmd() (string, error) {
-	if p, err := exec.LookPath("epmd"); err == nil {
-		return p, nil
-	}
-	patterns := []string{"/usr/lib/erlang/erts-*/bin/epmd", "/usr/local/lib/erlang/erts-*/bin/epmd",
-		"/opt/homebrew/lib/erlang/erts-*/bin/epmd"}
-	if erl, err := erlPath(); err == nil {
-		if real, err := filepath.EvalSymlinks(erl); err == nil {
-			root := filepath.Dir(filepath.Dir(real)) // <root>/bin/erl
-			patterns = append([]string{filepath.Join(root, "erts-*", "bin", "epmd")}, patterns...)
-		}
-	}
-	for _, pat := range patterns {
-		if m, _ := filepath.Glob(pat); len(m) > 0 {
-			return m[len(m)-1], nil
-		}
-	}
-	return "", errors.New("epmd not found in PATH nor under an OTP installation")
-}
+// findEpmd looks in PATH, then next to erl, then in the usual OTP installation directories.
+func findEpmd() (string, error) { return procs.FindEpmd() }
 
 // RequireErl skips the test if `erl` is not installed (fails it when CI=true).
 func RequireErl(t testing.TB) {
@@ -106,108 +98,37 @@ func missing(t testing.TB, what string, err error) {
 	t.Skipf("%s not available: %v", what, err)
 }
 
-// Ports handed out by FreePort come from below the kernel's ephemeral range (or above it), so that no
-// listener on port 0 and no outgoing connection of this or another test can take a port between FreePort
-// and its use (seen: a test's EPMD port given meanwhile to another test's blackhole listener). A process
-// never hands out the same port twice; a random start keeps concurrent test processes apart.
-var (
-	portOnce           sync.Once
-	portLo, portHi     int
-	portNext           atomic.Int64
-	ephemeralRangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
-)
-
-func initPorts() {
-	lo, hi := 32768, 60999
-	if b, err := os.ReadFile(ephemeralRangeFile); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			l, err1 := strconv.Atoi(f[0])
-			h, err2 := strconv.Atoi(f[1])
-			if err1 == nil && err2 == nil {
-				lo, hi = l, h
-			}
-		}
-	}
-	switch {
-	case lo-1-10000 >= 2000:
-		portLo, portHi = 10000, lo-1
-	case 65535-hi >= 2000:
-		portLo, portHi = hi+1, 65535
-	}
-	if portHi > 0 {
-		var b [2]byte
-		_, _ = rand.Read(b[:])
-		portNext.Store(int64(binary.BigEndian.Uint16(b[:])) % int64(portHi-portLo+1))
-	}
-}
-
 // Port returns a TCP port free on every interface a moment ago and given to no other caller in this
-// process. It needs no testing.TB (the bench harness uses it).
-func Port() (int, error) {
-	portOnce.Do(initPorts)
-	if portHi == 0 { // no room outside the ephemeral range: let the kernel pick
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("erltest: finding a free port: %w", err)
-		}
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port, nil
-	}
-	for range 500 {
-		p := portLo + int(portNext.Add(1)%int64(portHi-portLo+1))
-		ln, err := net.Listen("tcp", ":"+strconv.Itoa(p))
-		if err == nil {
-			_ = ln.Close()
-			return p, nil
-		}
-	}
-	return 0, errors.New("erltest: no free port found in 500 tries")
-}
+// process, from outside the kernel's ephemeral range (procs.Port).
+func Port() (int, error) { return procs.Port() }
 
 // FreePort is Port for tests: it fails the test when no port is free.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	p, err := Port()
+	p, err := procs.Port()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-var nameSeq atomic.Uint64
-
 // UniqueName returns an alive part (node name before '@') unique to this process and call, made of
 // [0-9A-Za-z_] only: prefix (other characters dropped; "n" if none remain), the pid, a counter and
-// random hex.
-func UniqueName(prefix string) string {
-	clean := strings.Map(func(r rune) rune {
-		if r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
-			return r
-		}
-		return -1
-	}, prefix)
-	if clean == "" {
-		clean = "n"
-	}
-	var b [3]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%s_%d_%d_%s", clean, os.Getpid(), nameSeq.Add(1), hex.EncodeToString(b[:]))
-}
+// random hex (procs.UniqueName).
+func UniqueName(prefix string) string { return procs.UniqueName(prefix) }
 
 // Process is a program started by this package. Its whole process group is killed on test cleanup.
 type Process struct {
 	t      testing.TB
 	rt     *Runtime
 	desc   string // command line for messages, secrets redacted
-	cmd    *exec.Cmd
+	proc   *procs.Proc
 	stdout *capture
 	stderr *capture
 	secret string // the cookie, if any
 	node   string
 	port   int // EPMD port
-	done   chan struct{}
-	err    error // from Wait, set before done is closed
-	once   sync.Once
+	done   <-chan struct{}
 
 	stdin  io.WriteCloser // the control pipe of a node started with ErlOptions.Control
 	evalMu sync.Mutex     // one Eval at a time
@@ -218,7 +139,7 @@ type Process struct {
 func (p *Process) Runtime() *Runtime { return p.rt }
 
 // Pid returns the process id, which is also the process group id.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
+func (p *Process) Pid() int { return p.proc.Pid() }
 
 // Node returns the node name the erl node reported (node()), or "" for other processes.
 func (p *Process) Node() string { return p.node }
@@ -234,10 +155,7 @@ func (p *Process) Cookie() string { return p.secret }
 // delivers the stop asynchronously, and a BEAM scheduler thread still running on another core can answer
 // a ping a moment after kill(2) returned.
 func (p *Process) Signal(sig syscall.Signal) error {
-	err := syscall.Kill(-p.Pid(), sig)
-	if errors.Is(err, syscall.ESRCH) {
-		return os.ErrProcessDone
-	}
+	err := p.proc.Signal(sig)
 	if err == nil && sig == syscall.SIGSTOP {
 		waitStopped(p.Pid(), 5*time.Second)
 	}
@@ -276,28 +194,16 @@ func waitStopped(pid int, within time.Duration) {
 // Kill kills the process group with SIGKILL and waits for the process to be reaped. It is idempotent and
 // runs on test cleanup anyway.
 func (p *Process) Kill() {
-	p.once.Do(func() {
-		_ = syscall.Kill(-p.Pid(), syscall.SIGKILL)
-		select {
-		case <-p.done:
-		case <-time.After(killTimeout):
-			p.t.Errorf("erltest: %s (pid %d) not reaped %v after SIGKILL", p.desc, p.Pid(), killTimeout)
-		}
-	})
+	if !p.proc.Kill(killTimeout) {
+		p.t.Errorf("erltest: %s (pid %d) not reaped %v after SIGKILL", p.desc, p.Pid(), killTimeout)
+	}
 }
 
 // Done returns a channel closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
 // Err returns the exit error (nil for status 0) once Done is closed, else nil.
-func (p *Process) Err() error {
-	select {
-	case <-p.done:
-		return p.err
-	default:
-		return nil
-	}
-}
+func (p *Process) Err() error { return p.proc.Err() }
 
 // Stdout returns the standard output so far (secrets redacted).
 func (p *Process) Stdout() string { return p.redact(p.stdout.String()) }
@@ -372,28 +278,18 @@ const controlLoop = `(fun Loop(N) -> case io:get_line("") of eof -> erlang:halt(
 // standard input (kept in p.stdin); otherwise standard input is /dev/null.
 func start(t testing.TB, rt *Runtime, prog string, args, env []string, secret string, control bool) *Process {
 	t.Helper()
-	cmd := rt.command(nil, env, prog, args)
-	cmd.WaitDelay = 2 * time.Second // do not wait for pipes an escaped grandchild keeps open
-	p := &Process{t: t, rt: rt, cmd: cmd, stdout: newCapture(), stderr: newCapture(), secret: secret, done: make(chan struct{})}
+	cmd := rt.command(context.Background(), env, prog, args) // killed by Kill, not by a context
+	p := &Process{t: t, rt: rt, stdout: newCapture(), stderr: newCapture(), secret: secret}
 	p.desc = p.redact(strings.Join(append([]string{prog}, args...), " "))
 	if rt.Root != "" {
 		p.desc = rt.Name + ": " + p.desc
 	}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
-	if control {
-		w, err := cmd.StdinPipe()
-		if err != nil {
-			t.Fatalf("erltest: stdin pipe for %s: %v", p.desc, err)
-		}
-		p.stdin = w
-	}
-	if err := cmd.Start(); err != nil {
+	proc, err := procs.Start(cmd, control)
+	if err != nil {
 		t.Fatalf("erltest: starting %s: %v", p.desc, err)
 	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
+	p.proc, p.done, p.stdin = proc, proc.Done(), proc.Stdin()
 	t.Cleanup(p.Kill)
 	return p
 }
@@ -428,7 +324,7 @@ func startEPMD(t testing.TB, rt *Runtime, port int) *Process {
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("erltest: %s exited: %v\n%s", p.desc, p.err, p.Output())
+			t.Fatalf("erltest: %s exited: %v\n%s", p.desc, p.Err(), p.Output())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -438,7 +334,7 @@ func startEPMD(t testing.TB, rt *Runtime, port int) *Process {
 	}
 	select {
 	case <-p.done: // port taken by someone else: that epmd answered, ours quit
-		t.Fatalf("erltest: %s exited: %v\n%s", p.desc, p.err, p.Output())
+		t.Fatalf("erltest: %s exited: %v\n%s", p.desc, p.Err(), p.Output())
 	default:
 	}
 	return p
@@ -600,8 +496,8 @@ func wait(t testing.TB, opts ErlOptions, p *Process) string {
 		p.Kill()
 		t.Fatalf("erltest: %s did not finish within %v\n%s", p.desc, opts.timeout(), p.Output())
 	}
-	if p.err != nil {
-		t.Fatalf("erltest: %s: %v\n%s", p.desc, p.err, p.Output())
+	if p.Err() != nil {
+		t.Fatalf("erltest: %s: %v\n%s", p.desc, p.Err(), p.Output())
 	}
 	return p.Stdout()
 }

@@ -235,3 +235,44 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestCommandErlCall runs each runtime's erl_call against a node of the same runtime: the program is
+// found inside the runtime and ERL_EPMD_PORT reaches it.
+func TestCommandErlCall(t *testing.T) {
+	ForEachRuntime(t, func(t *testing.T, rt *Runtime) {
+		rt.RequireProgram(t, "erl_call")
+		n := StartErl(t, ErlOptions{Runtime: rt})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := rt.Command(ctx, "erl_call", "-c", n.Cookie(), "-sname", n.Node(), "-a", "erlang node []")
+		cmd.Env = append(os.Environ(), "ERL_EPMD_PORT="+strconv.Itoa(n.Port()))
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "erl_call: %s", out)
+		assert.Equal(t, n.Node(), strings.Trim(strings.TrimSpace(string(out)), "'"))
+	})
+}
+
+func TestMissingChrootSaysMakeOtp(t *testing.T) {
+	rt := loadChroot(t.TempDir(), "trixie")
+	require.Error(t, rt.Err())
+	assert.Contains(t, rt.Err().Error(), "`make otp` builds it")
+	assert.Equal(t, "OTP-trixie", rt.Name)
+	assert.False(t, rt.HasProgram("erl"))
+}
+
+func TestRuntimesEnvSelects(t *testing.T) {
+	host := &Runtime{Name: "OTP-25"}
+	trixie := &Runtime{Name: "OTP-27", Root: "/x", suite: "trixie"}
+	t.Setenv(RuntimesEnv, "")
+	assert.True(t, host.selected())
+	assert.True(t, trixie.selected())
+	t.Setenv(RuntimesEnv, "otp-27")
+	assert.False(t, host.selected())
+	assert.True(t, trixie.selected(), "names match case-insensitively")
+	t.Setenv(RuntimesEnv, "host, trixie")
+	assert.True(t, host.selected())
+	assert.True(t, trixie.selected(), "the Debian suite names a chroot too")
+	t.Setenv(RuntimesEnv, "OTP-29")
+	assert.False(t, host.selected())
+	assert.False(t, trixie.selected())
+}

@@ -20,8 +20,9 @@ const (
 	// CacheEnv names the directory holding the chroots scripts/otp.sh builds (`make otp`); the default is
 	// $HOME/.cache/distribute/otp.
 	CacheEnv = "DISTRIBUTE_OTP_CACHE"
-	// RuntimesEnv, when set, limits ForEachRuntime to the runtimes it names, separated by commas or
-	// spaces: "OTP-27" or "OTP-25,OTP-29". The others' subtests are skipped, also under CI=true.
+	// RuntimesEnv, when set, limits ForEachRuntime and Runtimes to the runtimes it names, separated by
+	// commas or spaces, case-insensitively: by name ("OTP-27", "OTP-25,OTP-29"), by Debian suite
+	// ("trixie", "sid") or "host". The others' subtests are skipped, also under CI=true.
 	RuntimesEnv = "DISTRIBUTE_RUNTIMES"
 )
 
@@ -107,7 +108,12 @@ func loadHost() *Runtime {
 
 // OTPCache returns the directory the chroots are built in: $DISTRIBUTE_OTP_CACHE, or
 // $HOME/.cache/distribute/otp.
-func OTPCache() string {
+//
+// Both are read when the test binary starts, so a test that gives itself another HOME (to
+// isolate a cookie file, say) still finds the runtimes.
+func OTPCache() string { return otpCache }
+
+var otpCache = func() string {
 	if d := os.Getenv(CacheEnv); d != "" {
 		return d
 	}
@@ -116,7 +122,7 @@ func OTPCache() string {
 		home = "/root"
 	}
 	return filepath.Join(home, ".cache", "distribute", "otp")
-}
+}()
 
 var chrootRuntimes = sync.OnceValue(func() []*Runtime {
 	var list []*Runtime
@@ -321,7 +327,7 @@ func (rt *Runtime) RequireProgram(t testing.TB, prog string) {
 // `chroot ROOT env HOME=/root PATH=... prog args...`. Variables in cmd.Env reach prog (chroot and env
 // pass the environment on; HOME is /root inside a chroot); when cmd.Env is nil the program gets this
 // process's environment. The command runs in its own process group, and cancelling ctx kills the whole
-// group, so the kill reaches the program inside the chroot. ctx may be nil (no cancellation).
+// group, so the kill reaches the program inside the chroot.
 func (rt *Runtime) Command(ctx context.Context, prog string, args ...string) *exec.Cmd {
 	return rt.orHost().command(ctx, nil, prog, args)
 }
@@ -347,13 +353,8 @@ func (rt *Runtime) command(ctx context.Context, env []string, prog string, args 
 		argv = append(argv, args...)
 		env = nil
 	}
-	var cmd *exec.Cmd
-	if ctx != nil {
-		cmd = exec.CommandContext(ctx, name, argv...)
-		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	} else {
-		cmd = exec.Command(name, argv...)
-	}
+	cmd := exec.CommandContext(ctx, name, argv...)
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	if len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)
 	}

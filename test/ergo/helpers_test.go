@@ -21,6 +21,7 @@ import (
 
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/internal/nodetest"
 	"github.com/distribute-go/distribute/node"
 	"github.com/distribute-go/distribute/process"
 )
@@ -35,40 +36,18 @@ const testCookie = "ergo-interop-cookie-5d1e"
 // fullName returns a unique long node name on 127.0.0.1.
 func fullName(prefix string) string { return erltest.UniqueName(prefix) + "@" + host }
 
-// events records what our node reports to Options.OnEvent.
-type events struct {
-	mu  sync.Mutex
-	all []node.Event
-}
+// events records what our node reports to Options.OnEvent (nodetest.Events).
+type events struct{ nodetest.Events }
 
-func (e *events) add(ev node.Event) {
-	e.mu.Lock()
-	e.all = append(e.all, ev)
-	e.mu.Unlock()
-}
+func (e *events) add(ev node.Event) { e.Add(ev) }
 
 // find returns the first event of kind k about peer.
-func (e *events) find(k node.EventKind, peer string) (node.Event, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, ev := range e.all {
-		if ev.Kind == k && ev.Peer == peer {
-			return ev, true
-		}
-	}
-	return node.Event{}, false
-}
+func (e *events) find(k node.EventKind, peer string) (node.Event, bool) { return e.Find(k, peer) }
 
 // wait waits (up to 3 s) for the first event of kind k about peer.
 func (e *events) wait(t *testing.T, k node.EventKind, peer string) node.Event {
 	t.Helper()
-	var ev node.Event
-	require.Eventually(t, func() bool {
-		var ok bool
-		ev, ok = e.find(k, peer)
-		return ok
-	}, 3*time.Second, 5*time.Millisecond, "no %s event for %s", k, peer)
-	return ev
+	return e.Wait(t, k, peer, 3*time.Second)
 }
 
 // ours is one of our nodes under test, with its debug log and events.

@@ -168,7 +168,7 @@ func TestWrongCookie(t *testing.T) {
 			path := filepath.Join(home, ".erlang.cookie")
 			require.NoError(t, os.WriteFile(path, []byte(right), 0o600))
 			require.NoError(t, os.Chmod(path, 0o644))
-			cmd := exec.Command(bin, "ping", "--name", "probe", "--timeout", "1s", "nobody@localhost")
+			cmd := exec.Command(bin, "ping", "--sname", "probe", "--timeout", "1s", "nobody@localhost")
 			cmd.Env = append(envWithout("ERLANG_COOKIE", "HOME"), "HOME="+home)
 			out, err := cmd.CombinedOutput()
 			var ee *exec.ExitError

@@ -18,7 +18,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/internal/nodetest"
 	"github.com/distribute-go/distribute/node"
 	"github.com/distribute-go/distribute/process"
 )
@@ -71,42 +71,24 @@ func debugLogger(buf io.Writer) *slog.Logger {
 }
 
 // events records what a node reports to Options.OnEvent.
-type events struct {
-	mu  sync.Mutex
-	all []node.Event
-}
+type events struct{ nodetest.Events }
 
-func (e *events) add(ev node.Event) {
-	e.mu.Lock()
-	e.all = append(e.all, ev)
-	e.mu.Unlock()
-}
+func (e *events) add(ev node.Event) { e.Add(ev) }
 
-func (e *events) list() []node.Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]node.Event(nil), e.all...)
-}
+func (e *events) list() []node.Event { return e.List() }
 
 // count returns how many events of kind k (about peer, if not "") matched
 // match (if not nil).
 func (e *events) count(k node.EventKind, peer string, match func(node.Event) bool) int {
-	c := 0
-	for _, ev := range e.list() {
-		if ev.Kind == k && (peer == "" || ev.Peer == peer) && (match == nil || match(ev)) {
-			c++
-		}
-	}
-	return c
+	return e.Count(0, func(ev node.Event) bool {
+		return ev.Kind == k && (peer == "" || ev.Peer == peer) && (match == nil || match(ev))
+	})
 }
 
-// startNode starts a node that stops when the test ends.
+// startNode starts a node that stops when the test ends (nodetest.Start).
 func startNode(t *testing.T, name, cookie string, opts node.Options) *process.Node {
 	t.Helper()
-	n, err := process.Start(ctxFor(t, 10*time.Second), name, cookie, &process.Options{Node: opts})
-	require.NoError(t, err, "start %s", name)
-	t.Cleanup(func() { _ = n.Stop() })
-	return n
+	return nodetest.Start(t, name, cookie, opts)
 }
 
 // startEPMDServer runs our pure-Go EPMD server on a free loopback port until

@@ -1,0 +1,30 @@
+package health_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestREADMEShowsTheExample: the README's Go API code is the example()
+// function of example_test.go, word for word, so what the README shows is
+// what go test runs.
+func TestREADMEShowsTheExample(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	src, err := os.ReadFile("example_test.go")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(readme), "\n## Go API\n")
+	require.True(t, ok, "README has a Go API section")
+	_, block, ok := strings.Cut(section, "```go\n")
+	require.True(t, ok, "the section has a Go block")
+	block, _, ok = strings.Cut(block, "```")
+	require.True(t, ok)
+	_, fn, ok := strings.Cut(string(src), "\nfunc example() error {")
+	require.True(t, ok)
+	assert.Equal(t, "func example() error {"+fn, block)
+	assert.NotContains(t, block, ", _ :=", "no error is dropped")
+}
