@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/distribute-go/distribute/process"
+	"github.com/distribute-go/distribute/rpc"
 	"github.com/ergo-services/ergo/gen"
 )
 
@@ -83,6 +84,8 @@ const (
 	idCallOB     = "call/ours-beam"
 	idCallEB     = "call/ergo-beam"
 	idCallBE     = "call/beam-ergo"
+	idErpcBB     = "erpc/beam-beam"
+	idErpcBO     = "erpc/beam-ours"
 	idProcBEAM   = "procmem/beam"
 	idProcErgo   = "procmem/ergo"
 	idProcOurs   = "procmem/ours"
@@ -138,6 +141,8 @@ var steps = []step{
 	{idCallOB, needServe | needOurs, (*bench).callOB},
 	{idCallEB, needServe, (*bench).callEB},
 	{idCallBE, needDriver, (*bench).callBE},
+	{idErpcBB, needServe, func(b *bench, ctx context.Context) *result { return b.erpcBEAM(ctx, b.beamName()) }},
+	{idErpcBO, needDriver | needOurs, func(b *bench, ctx context.Context) *result { return b.erpcBEAM(ctx, b.gb.Self()) }},
 	{idProcBEAM, needDriver, (*bench).procBEAM},
 	{idHealthSeq, needSeqDriver | needHealthBEAM, (*bench).healthSeq},
 	{idHealthOurs, needHealthBEAM | needOursHealth, (*bench).healthOurs},
@@ -347,9 +352,9 @@ func (b *bench) setup(ctx context.Context) error {
 			erl(&b.hnodes[i], e)
 		}
 	}
-	gonode := func(dst **process.Node, prefix string) {
+	gonode := func(dst **process.Node, prefix string, reg *rpc.Registry) {
 		wg.Go(func() {
-			n, err := startGo(ctx, uniqueName(prefix), b.cookie, b.epmdPort)
+			n, err := startGoServing(ctx, uniqueName(prefix), b.cookie, b.epmdPort, reg)
 			if err != nil {
 				fail(err)
 				return
@@ -358,11 +363,11 @@ func (b *bench) setup(ctx context.Context) error {
 		})
 	}
 	if need&needOurs != 0 {
-		gonode(&b.ga, "ga")
-		gonode(&b.gb, "gb")
+		gonode(&b.ga, "ga", nil)
+		gonode(&b.gb, "gb", echoRegistry())
 	}
 	if need&needOursHealth != 0 {
-		gonode(&b.gh, "gh")
+		gonode(&b.gh, "gh", nil)
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

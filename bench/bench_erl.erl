@@ -4,7 +4,7 @@
 %% standard output. Every figure is measured here, inside the VM, with
 %% erlang:monotonic_time(nanosecond), so no pipe or Go code is on the clock.
 -module(bench_erl).
--export([main/0]).
+-export([main/0, echo/1]).
 -behaviour(gen_server).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
@@ -88,6 +88,18 @@ run({calls, Target, K, Warm, Ms}) ->
     atomics:put(Stop, 1, 1),
     _ = [receive {'DOWN', Ref, process, Pid, R} -> normal = R end || {Pid, Ref} <- Pids],
     [C1 - C0, T1 - T0];
+%% {erpc, Node, K, WarmMs, Ms}: the same with erpc:call(Node, bench_erl, echo, [Req]).
+run({erpc, Node, K, Warm, Ms}) ->
+    Counter = counters:new(1, [write_concurrency]),
+    Stop = atomics:new(1, []),
+    Pids = [spawn_monitor(fun() -> erpc_loop(Node, Counter, Stop) end) || _ <- lists:seq(1, K)],
+    timer:sleep(Warm),
+    C0 = counters:get(Counter, 1), T0 = ns(),
+    timer:sleep(Ms),
+    C1 = counters:get(Counter, 1), T1 = ns(),
+    atomics:put(Stop, 1, 1),
+    _ = [receive {'DOWN', Ref, process, Pid, R} -> normal = R end || {Pid, Ref} <- Pids],
+    [C1 - C0, T1 - T0];
 %% {procmem, N}: bytes of process memory (erlang:memory(processes)) per
 %% idle process (each waiting in receive), over N spawned processes.
 run({procmem, N}) ->
@@ -109,6 +121,19 @@ call_loop(T, Counter, Stop) ->
             call_loop(T, Counter, Stop);
         _ -> ok
     end.
+
+erpc_loop(Node, Counter, Stop) ->
+    case atomics:get(Stop, 1) of
+        0 ->
+            {echo, 1} = erpc:call(Node, bench_erl, echo, [{echo, 1}], 30000),
+            counters:add(Counter, 1, 1),
+            erpc_loop(Node, Counter, Stop);
+        _ -> ok
+    end.
+
+%% echo/1: what the erpc rows call, on B (and, registered with the same
+%% name, on our node).
+echo(X) -> X.
 
 wait_registered(_, 0) -> error(servers_not_started);
 wait_registered(T, K) ->

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/gen"
 	"github.com/distribute-go/distribute/process"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -77,8 +78,8 @@ func TestParseInts(t *testing.T) {
 }
 
 // TestServersAndCall: our bench_sink counts what it is sent and answers
-// the sync call, bench_echo answers goCall with the request, between two
-// Go nodes (the same code the messaging and call rows run against BEAM).
+// the sync call, bench_echo answers gen.CallFrom with the request, between
+// two Go nodes (the same code the messaging and call rows run against BEAM).
 func TestServersAndCall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -94,7 +95,7 @@ func TestServersAndCall(t *testing.T) {
 
 	p := cli.Spawn()
 	echo := process.Name{Name: echoName, Node: srv.Self()}
-	r, err := goCall(ctx, p, echo, echoReq)
+	r, err := gen.CallFrom(ctx, p, echo, echoReq)
 	require.NoError(t, err)
 	assert.True(t, equalEcho(r), "echo answered %v", r)
 
@@ -102,12 +103,12 @@ func TestServersAndCall(t *testing.T) {
 	for range 100 {
 		require.NoError(t, p.Send(sink, benchMsg))
 	}
-	r, err = goCall(ctx, p, sink, atomSync)
+	r, err = gen.CallFrom(ctx, p, sink, atomSync)
 	require.NoError(t, err)
 	assert.Equal(t, etf.Tuple{atomSynced, int64(100)}, r)
 
 	// A call to a name nobody holds ends with the monitor's DOWN.
-	_, err = goCall(ctx, p, process.Name{Name: "nobody", Node: srv.Self()}, echoReq)
+	_, err = gen.CallFrom(ctx, p, process.Name{Name: "nobody", Node: srv.Self()}, echoReq)
 	assert.ErrorContains(t, err, "noproc")
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/distribute-go/distribute/health"
 	"github.com/distribute-go/distribute/node"
 	"github.com/distribute-go/distribute/process"
+	"github.com/distribute-go/distribute/rpc"
 )
 
 // loopTimeout bounds one measurement loop, so a peer that stops answering
@@ -29,11 +30,20 @@ const loopTimeout = 2 * time.Minute
 // With a real epmd on epmdPort it registers there; with none, the node
 // package starts its pure-Go EPMD in this process on that port.
 func startGo(ctx context.Context, alive, cookie string, epmdPort int) (*process.Node, error) {
-	return process.Start(ctx, alive+"@127.0.0.1", cookie, &process.Options{Node: node.Options{
+	return startGoServing(ctx, alive, cookie, epmdPort, nil)
+}
+
+// startGoServing is startGo with reg (if not nil) serving erpc calls.
+func startGoServing(ctx context.Context, alive, cookie string, epmdPort int, reg *rpc.Registry) (*process.Node, error) {
+	opts := &process.Options{Node: node.Options{
 		EPMD:       node.EPMDEmbedded,
 		EPMDPort:   epmdPort,
 		ListenAddr: "127.0.0.1",
-	}})
+	}}
+	if reg != nil {
+		reg.Configure(opts)
+	}
+	return process.Start(ctx, alive+"@127.0.0.1", cookie, opts)
 }
 
 // stopAll stops nodes in parallel (nil entries are skipped).

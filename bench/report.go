@@ -277,6 +277,9 @@ func (b *bench) report() *report {
 	rateRow("calls", "ours->BEAM, "+calls, idCallOB, "", "", ref{idCallBB, "BEAM->BEAM", 1}, ref{idCallEB, "ergo->BEAM", 1.5})
 	rateRow("calls", "BEAM->ours, "+calls, idCallBO, "", "", ref{idCallBB, "BEAM->BEAM", 1}, ref{idCallBE, "BEAM->ergo", 1.5})
 
+	rateRow("erpc", "served by BEAM, "+calls, idErpcBB, "", "")
+	rateRow("erpc", "served by ours, "+calls, idErpcBO, "", "", ref{idErpcBB, "served by BEAM", 1})
+
 	if res := get(idMemory); res != nil {
 		s := status(res)
 		links := b.cfg.links
@@ -376,7 +379,8 @@ func (b *bench) report() *report {
 // goInRow reports whether a Go node of this process takes part in the row
 // labelled label (its CPU then belongs in the row's CPU column).
 func goInRow(label string) bool {
-	return !strings.HasPrefix(label, "BEAM->BEAM") && !strings.HasPrefix(label, "seed loop")
+	return !strings.HasPrefix(label, "BEAM->BEAM") && !strings.HasPrefix(label, "seed loop") &&
+		!strings.HasPrefix(label, "served by BEAM")
 }
 
 func verdict(ok bool) string {

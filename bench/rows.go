@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/gen"
 	"github.com/distribute-go/distribute/process"
+	"github.com/distribute-go/distribute/rpc"
 	ergoetf "github.com/ergo-services/ergo/etf"
-	"github.com/ergo-services/ergo/gen"
+	ergogen "github.com/ergo-services/ergo/gen"
 )
 
 // The messaging and call rows, and the process-memory rows.
@@ -26,99 +28,43 @@ const (
 )
 
 var (
-	atomSync     = etf.Atom("sync")
-	atomSynced   = etf.Atom("synced")
-	atomGenCall  = etf.Atom("$gen_call")
-	atomAliasTag = etf.Atom("alias")
-	atomDown     = etf.Atom("DOWN")
+	atomSync   = etf.Atom("sync")
+	atomSynced = etf.Atom("synced")
 	// benchMsg is the message of the messaging rows: {msg, 12345, <<16 bytes>>}.
 	benchMsg = etf.Tuple{etf.Atom("msg"), 12345, []byte("0123456789abcdef")}
 	echoReq  = etf.Tuple{etf.Atom("echo"), 1}
 )
 
-// genCallFrom splits a '$gen_call' message into its From and request.
-func genCallFrom(m etf.Term) (from, req etf.Term, ok bool) {
-	t, ok := m.(etf.Tuple)
-	if !ok || len(t) != 3 || t[0] != atomGenCall {
-		return nil, nil, false
-	}
-	return t[1], t[2], true
-}
-
-// startServers starts on n what BEAM's bench_erl starts on B: bench_sink
-// (counts messages; the call `sync` is answered {synced, Count} and the
-// count starts again) and bench_echo (answers every gen_server call with
-// its request), each a process with a mailbox read by one goroutine, as a
-// gen_server is one process. They end when the node stops.
+// startServers starts on n what BEAM's bench_erl starts on B, as gen
+// servers (gen.StartServer: one process, one goroutine, as a gen_server):
+// bench_sink counts the messages it is sent and answers the call `sync`
+// with {synced, Count}, counting again from 0; bench_echo answers every call
+// with its request. They end when the node stops.
 func startServers(ctx context.Context, n *process.Node) error {
-	serve := func(name string, f func(p *process.Process, m etf.Term)) error {
-		p := n.Spawn()
-		if err := p.Register(etf.Atom(name)); err != nil {
-			return err
-		}
-		go func() {
-			for {
-				m, err := p.Receive(context.Background())
-				if err != nil {
-					return // the node stopped
-				}
-				f(p, m)
-			}
-		}()
-		return nil
-	}
 	count := 0
-	if err := serve(sinkName, func(p *process.Process, m etf.Term) {
-		if from, req, ok := genCallFrom(m); ok && req == atomSync {
-			_ = p.Reply(from, etf.Tuple{atomSynced, count})
+	if _, err := gen.StartServer(n, gen.Funcs{
+		Call: func(_ gen.From, req etf.Term) (etf.Term, error) {
+			c := count
 			count = 0
-			return
-		}
-		count++
-	}); err != nil {
+			return etf.Tuple{atomSynced, c}, nil
+		},
+		Info: func(etf.Term) error { count++; return nil },
+	}, &gen.ServerOptions{Name: sinkName}); err != nil {
 		return err
 	}
-	return serve(echoName, func(p *process.Process, m etf.Term) {
-		if from, req, ok := genCallFrom(m); ok {
-			_ = p.Reply(from, req)
-		}
-	})
+	_, err := gen.StartServer(n, gen.Funcs{
+		Call: func(_ gen.From, req etf.Term) (etf.Term, error) { return req, nil },
+	}, &gen.ServerOptions{Name: echoName})
+	return err
 }
 
-// goCall makes a gen_server call from p to the registered process to, as
-// gen:call does (a monitor on the server, the reply through an alias,
-// [alias|Alias] as the tag), with the process layer's public API.
-func goCall(ctx context.Context, p *process.Process, to process.Name, req etf.Term) (etf.Term, error) {
-	mon, err := p.Monitor(to)
-	if err != nil {
-		return nil, err
-	}
-	alias := p.Alias()
-	defer p.Unalias(alias)
-	defer p.Demonitor(mon)
-	tag := etf.ImproperList{Elems: []etf.Term{atomAliasTag}, Tail: alias}
-	if err := p.Send(to, etf.Tuple{atomGenCall, etf.Tuple{p.Pid(), tag}, req}); err != nil {
-		return nil, err
-	}
-	m, err := p.ReceiveMatch(ctx, func(t etf.Term) bool {
-		r, ok := t.(etf.Tuple)
-		if !ok {
-			return false
-		}
-		if len(r) == 2 {
-			l, ok := r[0].(etf.ImproperList)
-			return ok && l.Tail == alias
-		}
-		return len(r) == 5 && r[0] == atomDown && r[1] == mon
+// echoRegistry serves bench_erl:echo/1 to erpc, as B's bench_erl does.
+func echoRegistry() *rpc.Registry {
+	reg := rpc.NewRegistry()
+	reg.Register("bench_erl", "echo", 1, func(_ context.Context, args etf.List) (etf.Term, error) {
+		return args[0], nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	r := m.(etf.Tuple)
-	if len(r) == 5 {
-		return nil, fmt.Errorf("call %v: server down: %v", to, r[4])
-	}
-	return r[1], nil
+	return reg
 }
 
 // errSync: the sink saw another count of messages than were sent.
@@ -184,7 +130,7 @@ func (b *bench) msgOurs(ctx context.Context, k int) *result {
 		if err := firstErr(errs); err != nil {
 			return 0, err
 		}
-		r, err := goCall(ctx, senders[0], to, atomSync)
+		r, err := gen.CallFrom(ctx, senders[0], to, atomSync)
 		if err != nil {
 			return 0, err
 		}
@@ -226,7 +172,7 @@ func (b *bench) msgErgo(ctx context.Context, k int) *result {
 		if err := e.n.Connect(b.beamName()); err != nil {
 			return failed(fmt.Errorf("ergo: connect: %w", err))
 		}
-		ps := make([]gen.Process, k)
+		ps := make([]ergogen.Process, k)
 		for i := range ps {
 			p, err := e.caller()
 			if err != nil {
@@ -235,7 +181,7 @@ func (b *bench) msgErgo(ctx context.Context, k int) *result {
 			ps[i] = p
 		}
 		msg := ergoetf.Tuple{ergoetf.Atom("msg"), 12345, []byte("0123456789abcdef")}
-		sink := gen.ProcessID{Name: sinkName, Node: b.beamName()}
+		sink := ergogen.ProcessID{Name: sinkName, Node: b.beamName()}
 		round := func(m int) (time.Duration, error) {
 			t0 := time.Now()
 			errs := make([]error, k)
@@ -300,6 +246,13 @@ func (b *bench) msgErgo(ctx context.Context, k int) *result {
 // extra is the process group serving them when it is not B or this
 // process (ergo's node is in this process).
 func (b *bench) callBEAM(ctx context.Context, to string, extra []group) *result {
+	return b.driverLoad(ctx, "calls", to, extra)
+}
+
+// driverLoad runs the driver's command cmd ({calls, ...} or {erpc, ...})
+// against node to and returns the rate, with the CPU of D, of extra and,
+// when to is B, of B.
+func (b *bench) driverLoad(ctx context.Context, cmd, to string, extra []group) *result {
 	groups := append([]group{b.driverG()}, extra...)
 	if b.beam != nil && to == b.beamName() {
 		groups = append(groups, b.beamG())
@@ -313,7 +266,7 @@ func (b *bench) callBEAM(ctx context.Context, to string, extra []group) *result 
 			return failed(err)
 		}
 		if len(v) != 2 || v[1] <= 0 {
-			return failed(fmt.Errorf("calls: unexpected result %v", v))
+			return failed(fmt.Errorf("%s: unexpected result %v", cmd, v))
 		}
 		// The CPU spans the warm-up too: spread it over the calls made
 		// in all, estimated from the measured rate.
@@ -326,6 +279,14 @@ func (b *bench) callBEAM(ctx context.Context, to string, extra []group) *result 
 	return r
 }
 
+// erpcBEAM: the driver D makes cfg.callers concurrent erpc:call(to,
+// bench_erl, echo, [{echo, 1}]) one after another per caller, for cfg.tput
+// after a warm-up of cfg.tput/5: served by B's bench_erl or by gb's
+// rpc.Registry (a SPAWN_REQUEST per call either way).
+func (b *bench) erpcBEAM(ctx context.Context, to string) *result {
+	return b.driverLoad(ctx, "erpc", to, nil)
+}
+
 // callOB: cfg.callers goroutines of ga, each with its own process, call
 // bench_echo on B.
 func (b *bench) callOB(ctx context.Context) *result {
@@ -336,7 +297,7 @@ func (b *bench) callOB(ctx context.Context) *result {
 		defer ps[i].Exit(etf.Atom("normal"))
 	}
 	return goLoad(ctx, b.ga, b.beamName(), b.cfg.callers, b.cfg.tput, func(ctx context.Context, i int) error {
-		r, err := goCall(ctx, ps[i], to, echoReq)
+		r, err := gen.CallFrom(ctx, ps[i], to, echoReq)
 		if err == nil && !equalEcho(r) {
 			err = fmt.Errorf("call %v answered %v", to, r)
 		}
@@ -352,7 +313,7 @@ func equalEcho(r etf.Term) bool {
 // callEB: cfg.callers ergo processes call bench_echo on B.
 func (b *bench) callEB(ctx context.Context) *result {
 	return b.withErgo("ergoc", func(e *ergoNode) *result {
-		return ergoThroughput(ctx, e, gen.ProcessID{Name: echoName, Node: b.beamName()}, ergoetf.Tuple{ergoetf.Atom("echo"), 1},
+		return ergoThroughput(ctx, e, ergogen.ProcessID{Name: echoName, Node: b.beamName()}, ergoetf.Tuple{ergoetf.Atom("echo"), 1},
 			b.cfg.callers, b.cfg.tput, b.beamG())
 	})
 }
@@ -361,7 +322,7 @@ func (b *bench) callEB(ctx context.Context) *result {
 // this process).
 func (b *bench) callBE(ctx context.Context) *result {
 	return b.withErgo("ergoe", func(e *ergoNode) *result {
-		if _, err := e.n.Spawn(echoName, gen.ProcessOptions{}, &ergoEcho{}); err != nil {
+		if _, err := e.n.Spawn(echoName, ergogen.ProcessOptions{}, &ergoEcho{}); err != nil {
 			return failed(fmt.Errorf("ergo: spawn %s: %w", echoName, err))
 		}
 		return b.callBEAM(ctx, e.n.Name(), nil)
@@ -466,7 +427,7 @@ func (b *bench) procErgo(ctx context.Context) *result {
 		defer e.stop()
 		h0, g0 := heap(), runtime.NumGoroutine()
 		for range count {
-			if _, err := e.n.Spawn("", gen.ProcessOptions{}, &ergoEcho{}); err != nil {
+			if _, err := e.n.Spawn("", ergogen.ProcessOptions{}, &ergoEcho{}); err != nil {
 				r = failed(fmt.Errorf("ergo: spawn: %w", err))
 				return
 			}
