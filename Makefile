@@ -37,7 +37,7 @@ fuzz: ## each fuzz target for $(FUZZTIME)
 		$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg; \
 	done
 
-bench: ## compare connect, ping, health, memory, throughput with BEAM and ergo (ARGS=-quick, -o FILE, ...)
+bench: ## compare connect, ping, health, messages, calls, memory, throughput with BEAM and ergo (ARGS=-quick, -o FILE, ...)
 	$(GO) run ./bench $(ARGS)
 
 run: ## run a node (embedded EPMD when none runs); NAME=alive or alive@host (a short name, as erl -sname)

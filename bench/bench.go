@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/distribute-go/distribute/process"
+	"github.com/distribute-go/distribute/rpc"
+	"github.com/ergo-services/ergo/gen"
 )
 
 //go:embed bench_erl.erl
@@ -35,7 +37,9 @@ type config struct {
 	links                  int            // links in the memory row
 	hold                   time.Duration  // idle time before the memory is measured
 	callers                int            // concurrent callers in the throughput rows
-	tput                   time.Duration  // measured time of a throughput row
+	tput                   time.Duration  // measured time of a throughput row (and a call row)
+	msgs                   int            // messages per messaging row (split over the senders)
+	procs                  []int          // idle Go processes in the process-memory rows
 	cpuprofile             string
 }
 
@@ -43,11 +47,13 @@ func configFor(quick bool) config {
 	if quick {
 		return config{quick: true, connects: 5, warmConnects: 1, gap: 20 * time.Millisecond,
 			pings: 2000, warmPings: 200, healthRuns: 5, warmHealth: 1, beamHealthNodes: 16,
-			goHealthNodes: 64, links: 200, hold: 200 * time.Millisecond, callers: 64, tput: 300 * time.Millisecond}
+			goHealthNodes: 64, links: 200, hold: 200 * time.Millisecond, callers: 64, tput: 300 * time.Millisecond,
+			msgs: 20000, procs: []int{10000, 100000}}
 	}
 	return config{connects: 25, warmConnects: 2, gap: 50 * time.Millisecond,
 		pings: 20000, warmPings: 2000, healthRuns: 25, warmHealth: 3, beamHealthNodes: 16,
-		goHealthNodes: 256, links: 1000, hold: 2 * time.Second, callers: 64, tput: 2 * time.Second}
+		goHealthNodes: 256, links: 1000, hold: 2 * time.Second, callers: 64, tput: 2 * time.Second,
+		msgs: 400000, procs: []int{100000, 1000000}}
 }
 
 // Measurement ids, in the order they run.
@@ -65,6 +71,24 @@ const (
 	idTputOB     = "throughput/ours-beam"
 	idTputEB     = "throughput/ergo-beam"
 	idTputOO     = "throughput/ours-ours"
+	idMsgBB1     = "msg/beam-beam-1"
+	idMsgBB16    = "msg/beam-beam-16"
+	idMsgBO1     = "msg/beam-ours-1"
+	idMsgBO16    = "msg/beam-ours-16"
+	idMsgOB1     = "msg/ours-beam-1"
+	idMsgOB16    = "msg/ours-beam-16"
+	idMsgEB1     = "msg/ergo-beam-1"
+	idMsgEB16    = "msg/ergo-beam-16"
+	idCallBB     = "call/beam-beam"
+	idCallBO     = "call/beam-ours"
+	idCallOB     = "call/ours-beam"
+	idCallEB     = "call/ergo-beam"
+	idCallBE     = "call/beam-ergo"
+	idErpcBB     = "erpc/beam-beam"
+	idErpcBO     = "erpc/beam-ours"
+	idProcBEAM   = "procmem/beam"
+	idProcErgo   = "procmem/ergo"
+	idProcOurs   = "procmem/ours"
 	idHealthSeq  = "health/seq-16beam"
 	idHealthOurs = "health/ours-16beam"
 	idHealthGo   = "health/ours-256go"
@@ -79,7 +103,8 @@ const (
 	needHealthBEAM             // the 16 BEAM health nodes
 	needOurs                   // our nodes ga (initiator) and gb (target)
 	needOursHealth             // our node gh for the 16-node health row
-	needErl        = needBEAM | needDriver | needSeqDriver | needHealthBEAM
+	needServe                  // bench_sink and bench_echo running on B (loaded by D)
+	needErl        = needBEAM | needDriver | needSeqDriver | needHealthBEAM | needServe
 )
 
 // step is one measurement.
@@ -103,16 +128,37 @@ var steps = []step{
 	{idTputOB, needBEAM | needOurs, (*bench).tputOB},
 	{idTputEB, needBEAM, (*bench).tputEB},
 	{idTputOO, needOurs, (*bench).tputOO},
+	{idMsgBB1, needServe, func(b *bench, ctx context.Context) *result { return b.msgBEAM(ctx, b.beamName(), 1) }},
+	{idMsgBB16, needServe, func(b *bench, ctx context.Context) *result { return b.msgBEAM(ctx, b.beamName(), 16) }},
+	{idMsgBO1, needDriver | needOurs, func(b *bench, ctx context.Context) *result { return b.msgBEAM(ctx, b.gb.Self(), 1) }},
+	{idMsgBO16, needDriver | needOurs, func(b *bench, ctx context.Context) *result { return b.msgBEAM(ctx, b.gb.Self(), 16) }},
+	{idMsgOB1, needServe | needOurs, func(b *bench, ctx context.Context) *result { return b.msgOurs(ctx, 1) }},
+	{idMsgOB16, needServe | needOurs, func(b *bench, ctx context.Context) *result { return b.msgOurs(ctx, 16) }},
+	{idMsgEB1, needServe, func(b *bench, ctx context.Context) *result { return b.msgErgo(ctx, 1) }},
+	{idMsgEB16, needServe, func(b *bench, ctx context.Context) *result { return b.msgErgo(ctx, 16) }},
+	{idCallBB, needServe, func(b *bench, ctx context.Context) *result { return b.callBEAM(ctx, b.beamName(), nil) }},
+	{idCallBO, needDriver | needOurs, func(b *bench, ctx context.Context) *result { return b.callBEAM(ctx, b.gb.Self(), nil) }},
+	{idCallOB, needServe | needOurs, (*bench).callOB},
+	{idCallEB, needServe, (*bench).callEB},
+	{idCallBE, needDriver, (*bench).callBE},
+	{idErpcBB, needServe, func(b *bench, ctx context.Context) *result { return b.erpcBEAM(ctx, b.beamName()) }},
+	{idErpcBO, needDriver | needOurs, func(b *bench, ctx context.Context) *result { return b.erpcBEAM(ctx, b.gb.Self()) }},
+	{idProcBEAM, needDriver, (*bench).procBEAM},
 	{idHealthSeq, needSeqDriver | needHealthBEAM, (*bench).healthSeq},
 	{idHealthOurs, needHealthBEAM | needOursHealth, (*bench).healthOurs},
 	{idHealthGo, 0, (*bench).healthGo},
 	{idMemory, 0, (*bench).memory},
+	{idProcErgo, 0, (*bench).procErgo},
+	{idProcOurs, 0, (*bench).procOurs},
 }
 
 // result is what one measurement produced.
 type result struct {
 	lat  *dist      // latency rows
-	rate float64    // throughput rows: calls per second
+	rate float64    // throughput, messaging and call rows: operations per second
+	ops  int64      // operations the CPU figures are spread over (rate rows)
+	cpu  []cpuPart  // CPU per operation of each process involved
+	pmem []procMem  // the process-memory rows
 	mem  *memResult // the memory row
 	note string     // extra detail for the table
 	skip string     // why it did not run
@@ -203,7 +249,7 @@ func runBench(ctx context.Context, cfg config, log io.Writer) (rep *report, err 
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if s.id == idHealthGo || s.id == idMemory {
+		if s.id == idHealthGo || s.id == idMemory || s.id == idProcErgo || s.id == idProcOurs {
 			b.releaseErl() // Go-only rows: nothing else running
 		}
 		if r, ok := b.res[s.id]; ok && r.skip != "" {
@@ -232,6 +278,9 @@ func runBench(ctx context.Context, cfg config, log io.Writer) (rep *report, err 
 func (b *bench) setup(ctx context.Context) error {
 	b.info.loadStart = loadAvg()
 	need := b.needs()
+	if need&needServe != 0 {
+		need |= needBEAM | needDriver
+	}
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -303,9 +352,9 @@ func (b *bench) setup(ctx context.Context) error {
 			erl(&b.hnodes[i], e)
 		}
 	}
-	gonode := func(dst **process.Node, prefix string) {
+	gonode := func(dst **process.Node, prefix string, reg *rpc.Registry) {
 		wg.Go(func() {
-			n, err := startGo(ctx, uniqueName(prefix), b.cookie, b.epmdPort)
+			n, err := startGoServing(ctx, uniqueName(prefix), b.cookie, b.epmdPort, reg)
 			if err != nil {
 				fail(err)
 				return
@@ -314,15 +363,26 @@ func (b *bench) setup(ctx context.Context) error {
 		})
 	}
 	if need&needOurs != 0 {
-		gonode(&b.ga, "ga")
-		gonode(&b.gb, "gb")
+		gonode(&b.ga, "ga", nil)
+		gonode(&b.gb, "gb", echoRegistry())
 	}
 	if need&needOursHealth != 0 {
-		gonode(&b.gh, "gh")
+		gonode(&b.gh, "gh", nil)
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	if need&needOurs != 0 {
+		if err := startServers(ctx, b.gb); err != nil {
+			return err
+		}
+	}
+	if need&needServe != 0 {
+		if _, err := b.drv.call(ctx, fmt.Sprintf("{serve,'%s',%q}", b.beamName(),
+			filepath.Join(b.dir, "bench_erl.erl")), time.Minute); err != nil {
+			return err
+		}
 	}
 	b.logf("setup: done")
 	return nil
@@ -361,39 +421,59 @@ func (b *bench) beamName() string { return b.beam.node }
 const driverTimeout = 3 * time.Minute
 
 func (b *bench) tcp(ctx context.Context) *result {
-	return latency(tcpFloor(ctx, b.cfg.warmPings, b.cfg.pings))
+	return measured("round trip", b.pingCalls(), nil, func() *result {
+		return latency(tcpFloor(ctx, b.cfg.warmPings, b.cfg.pings))
+	})
 }
+
+func (b *bench) connects() int { return b.cfg.warmConnects + b.cfg.connects }
 
 func (b *bench) connBB(ctx context.Context) *result {
-	v, err := b.drv.call(ctx, fmt.Sprintf("{connect,'%s',%d,%d,%d}", b.beamName(),
-		b.cfg.warmConnects, b.cfg.connects, b.cfg.gap.Milliseconds()), driverTimeout)
-	return latency(nanos(v), err)
+	return measured("connect", b.connects(), []group{b.driverG(), b.beamG()}, func() *result {
+		v, err := b.drv.call(ctx, fmt.Sprintf("{connect,'%s',%d,%d,%d}", b.beamName(),
+			b.cfg.warmConnects, b.cfg.connects, b.cfg.gap.Milliseconds()), driverTimeout)
+		return latency(nanos(v), err)
+	})
 }
 
+// withErgo runs f on a fresh ergo node. ergo is a comparison, not the
+// subject: when its node fails in a row (on a loaded machine it has
+// failed a connect with "no route to node"), the row says so and the run
+// goes on, as for a missing erl.
 func (b *bench) withErgo(prefix string, f func(e *ergoNode) *result) *result {
 	e, err := startErgo(uniqueName(prefix), b.cookie, b.epmdPort)
 	if err != nil {
-		return failed(err)
+		return &result{skip: "ergo failed: " + err.Error()}
 	}
 	defer e.stop()
-	return f(e)
+	r := f(e)
+	if r.err != nil {
+		return &result{skip: "ergo failed: " + r.err.Error()}
+	}
+	return r
 }
 
 func (b *bench) connEB(ctx context.Context) *result {
 	return b.withErgo("ergoc", func(e *ergoNode) *result {
-		return latency(ergoRounds(e, ergoPings{ctx: ctx, peer: b.beamName(), warm: b.cfg.warmConnects,
-			n: b.cfg.connects, connects: true, gap: b.cfg.gap}, driverTimeout))
+		return measured("connect", b.connects(), []group{b.beamG()}, func() *result {
+			return latency(ergoRounds(e, ergoPings{ctx: ctx, peer: b.beamName(), warm: b.cfg.warmConnects,
+				n: b.cfg.connects, connects: true, gap: b.cfg.gap}, driverTimeout))
+		})
 	})
 }
 
 func (b *bench) connOB(ctx context.Context) *result {
-	return latency(goConnects(ctx, b.ga, b.beamName(), b.cfg.warmConnects, b.cfg.connects, b.cfg.gap, nil))
+	return measured("connect", b.connects(), []group{b.beamG()}, func() *result {
+		return latency(goConnects(ctx, b.ga, b.beamName(), b.cfg.warmConnects, b.cfg.connects, b.cfg.gap, nil))
+	})
 }
 
 func (b *bench) connOO(ctx context.Context) *result {
 	self := b.ga.Self()
-	return latency(goConnects(ctx, b.ga, b.gb.Self(), b.cfg.warmConnects, b.cfg.connects, b.cfg.gap,
-		func() bool { return !contains(b.gb.Nodes(), self) }))
+	return measured("connect", b.connects(), nil, func() *result {
+		return latency(goConnects(ctx, b.ga, b.gb.Self(), b.cfg.warmConnects, b.cfg.connects, b.cfg.gap,
+			func() bool { return !contains(b.gb.Nodes(), self) }))
+	})
 }
 
 func (b *bench) pingBB(ctx context.Context) *result {
@@ -431,20 +511,13 @@ func (b *bench) pingOO(ctx context.Context) *result {
 	})
 }
 
-func rate(r float64, note string, err error) *result {
-	if err != nil {
-		return failed(err)
-	}
-	return &result{rate: r, note: note}
-}
-
 func (b *bench) beamPid() int { return b.beam.pid() }
 
 // Process groups for the CPU notes.
-func (b *bench) beamG() group   { return group{"the BEAM target", []int{b.beam.pid()}} }
-func (b *bench) driverG() group { return group{"the erl driver", []int{b.drv.pid()}} }
+func (b *bench) beamG() group   { return group{"the BEAM target", []int{b.beam.pid()}, "BEAM B"} }
+func (b *bench) driverG() group { return group{"the erl driver", []int{b.drv.pid()}, "BEAM D"} }
 func (b *bench) healthG() group {
-	g := group{name: fmt.Sprintf("the %d BEAM nodes", len(b.hnodes))}
+	g := group{name: fmt.Sprintf("the %d BEAM nodes", len(b.hnodes)), abbr: fmt.Sprintf("%d BEAM", len(b.hnodes))}
 	for _, p := range b.hnodes {
 		g.pids = append(g.pids, p.pid())
 	}
@@ -456,17 +529,17 @@ func (b *bench) healthG() group {
 func (b *bench) pingCalls() int { return b.cfg.warmPings + b.cfg.pings }
 
 func (b *bench) tputOB(ctx context.Context) *result {
-	return rate(goThroughput(ctx, b.ga, b.beamName(), b.cfg.callers, b.cfg.tput, b.beamPid()))
+	return goThroughput(ctx, b.ga, b.beamName(), b.cfg.callers, b.cfg.tput, b.beamG())
 }
 
 func (b *bench) tputEB(ctx context.Context) *result {
 	return b.withErgo("ergot", func(e *ergoNode) *result {
-		return rate(ergoThroughput(ctx, e, b.beamName(), b.cfg.callers, b.cfg.tput, b.beamPid()))
+		return ergoThroughput(ctx, e, gen.ProcessID{Name: "net_kernel", Node: b.beamName()}, nil, b.cfg.callers, b.cfg.tput, b.beamG())
 	})
 }
 
 func (b *bench) tputOO(ctx context.Context) *result {
-	return rate(goThroughput(ctx, b.ga, b.gb.Self(), b.cfg.callers, b.cfg.tput, 0))
+	return goThroughput(ctx, b.ga, b.gb.Self(), b.cfg.callers, b.cfg.tput)
 }
 
 func (b *bench) hnames() []string {
@@ -485,7 +558,7 @@ func (b *bench) healthSeq(ctx context.Context) *result {
 	// The driver's command also connects to the 16 nodes: the note's CPU
 	// per check includes that setup spread over the checks.
 	return measured("check", b.cfg.warmHealth+b.cfg.healthRuns,
-		[]group{{"the erl driver", []int{b.seqDrv.pid()}}, b.healthG()}, func() *result {
+		[]group{{"the erl driver", []int{b.seqDrv.pid()}, "BEAM S"}, b.healthG()}, func() *result {
 			v, err := b.seqDrv.call(ctx, fmt.Sprintf("{seqhealth,[%s],%d,%d}", strings.Join(quoted, ","),
 				b.cfg.warmHealth, b.cfg.healthRuns), driverTimeout)
 			return latency(nanos(v), err)

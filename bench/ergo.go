@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,7 +81,8 @@ type (
 	}
 	ergoLoad struct {
 		ctx   context.Context
-		peer  string
+		to    gen.ProcessID // whom to call
+		req   etf.Term      // the request; nil: net_kernel's {is_auth, Self}
 		start <-chan struct{}
 		stop  *atomic.Bool
 		count *atomic.Int64 // calls completed after start
@@ -133,10 +135,30 @@ func (c *ergoCaller) HandleDirect(p *gen.ServerProcess, ref etf.Ref, message int
 			if err := m.ctx.Err(); err != nil {
 				return nil, err
 			}
-			if err := c.isAuth(p, m.peer); err != nil {
-				return nil, err
+			if m.req == nil {
+				if err := c.isAuth(p, m.to.Node); err != nil {
+					return nil, err
+				}
+			} else if r, err := p.CallWithTimeout(m.to, m.req, 30); err != nil {
+				return nil, fmt.Errorf("ergo: call %v: %w", m.to, err)
+			} else if !reflect.DeepEqual(r, m.req) {
+				return nil, fmt.Errorf("ergo: call %v answered %v", m.to, r)
 			}
 			m.count.Add(1)
+		}
+		return nil, gen.DirectStatusOK
+	case ergoCallOnce:
+		r, err := p.CallWithTimeout(m.to, m.req, 60)
+		if err != nil {
+			return nil, fmt.Errorf("ergo: call %v: %w", m.to, err)
+		}
+		return r, gen.DirectStatusOK
+	case ergoSend:
+		to := gen.ProcessID{Name: m.sink, Node: m.peer}
+		for range m.n {
+			if err := p.Send(to, m.msg); err != nil {
+				return nil, fmt.Errorf("ergo: send: %w", err)
+			}
 		}
 		return nil, gen.DirectStatusOK
 	}
@@ -158,17 +180,22 @@ func ergoRounds(e *ergoNode, req ergoPings, timeout time.Duration) ([]time.Durat
 
 // ergoThroughput runs callers ergo processes making calls to peer for d
 // (after a warm-up of d/5) and returns completed calls per second.
-func ergoThroughput(ctx context.Context, e *ergoNode, peer string, callers int, d time.Duration, peerPid int) (float64, string, error) {
+func ergoThroughput(ctx context.Context, e *ergoNode, to gen.ProcessID, req etf.Term, callers int, d time.Duration, peers ...group) *result {
+	peer := to.Node
+	var pids []int
+	for _, g := range peers {
+		pids = append(pids, g.pids...)
+	}
 	// Connect first: 64 processes sending to a node not yet connected race
 	// in ergo's connection setup and most get "no route to node".
 	if err := e.n.Connect(peer); err != nil {
-		return 0, "", fmt.Errorf("ergo: connect: %w", err)
+		return failed(fmt.Errorf("ergo: connect: %w", err))
 	}
 	ps := make([]gen.Process, callers)
 	for i := range ps {
 		p, err := e.caller()
 		if err != nil {
-			return 0, "", err
+			return failed(err)
 		}
 		ps[i] = p
 	}
@@ -179,22 +206,40 @@ func ergoThroughput(ctx context.Context, e *ergoNode, peer string, callers int, 
 	var wg sync.WaitGroup
 	for i, p := range ps {
 		wg.Go(func() {
-			_, errs[i] = p.DirectWithTimeout(ergoLoad{ctx: ctx, peer: peer, start: start, stop: &stop, count: &count},
+			_, errs[i] = p.DirectWithTimeout(ergoLoad{ctx: ctx, to: to, req: req, start: start, stop: &stop, count: &count},
 				int((d+d/5)/time.Second)+30)
 		})
 	}
 	close(start)
 	sleepCtx(ctx, d/5)
-	c0, t0, u0 := count.Load(), time.Now(), snapshot(peerPid)
+	c0, t0, u0 := count.Load(), time.Now(), snapshot(pids...)
 	sleepCtx(ctx, d)
-	c1, t1, u1 := count.Load(), time.Now(), snapshot(peerPid)
+	c1, t1, u1 := count.Load(), time.Now(), snapshot(pids...)
 	stop.Store(true)
 	wg.Wait()
 	if err := firstErr(errs); err != nil {
-		return 0, "", err
+		return failed(err)
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, "", err
+		return failed(err)
 	}
-	return float64(c1-c0) / t1.Sub(t0).Seconds(), perCall(u0, u1, c1-c0, "call", group{"the BEAM node", []int{peerPid}}), nil
+	return &result{rate: float64(c1-c0) / t1.Sub(t0).Seconds(), ops: c1 - c0,
+		note: perCall(u0, u1, c1-c0, "call", peers...), cpu: cpuPer(u0, u1, c1-c0, peers...)}
+}
+
+// ergoCallOnce asks an ergoCaller to make one call and return its answer.
+type ergoCallOnce struct {
+	to  gen.ProcessID
+	req etf.Term
+}
+
+// ergoEcho is ergo's bench_echo: a gen.Server answering every call with
+// its request.
+type ergoEcho struct {
+	gen.Server
+}
+
+// HandleCall answers with the request.
+func (*ergoEcho) HandleCall(_ *gen.ServerProcess, _ gen.ServerFrom, message etf.Term) (etf.Term, gen.ServerStatus) {
+	return message, gen.ServerStatusOK
 }

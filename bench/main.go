@@ -9,8 +9,17 @@
 //     TCP loopback round trip of a 64-byte frame as the floor;
 //   - health: one health check over 16 BEAM nodes (health.Check against
 //     the seed's sequential net_adm:ping loop) and over 256 Go nodes;
+//   - messages: messages per second on one link, 1 and 16 senders,
+//     BEAM->ours, ours->BEAM, BEAM->BEAM and ergo->BEAM;
+//   - calls: 64 concurrent gen_server calls per second, ours->BEAM,
+//     BEAM->ours, BEAM->BEAM, ergo->BEAM and BEAM->ergo;
 //   - memory: RSS and goroutines per idle established link, 1,000 links;
+//     heap and goroutines per idle process (100,000 and 1,000,000 of ours,
+//     BEAM's and ergo's next to them);
 //   - throughput: pings per second with 64 concurrent callers on one link.
+//
+// Every row also gives the CPU each process involved spent per operation
+// (getrusage for this process, /proc/PID/stat for each erl).
 //
 // Run it with `make bench` or `go run ./bench`. It starts a private epmd
 // and erl nodes (long names on 127.0.0.1, a random cookie, a free EPMD
@@ -22,7 +31,9 @@
 // Flags: -quick (fewer iterations), -o FILE (also write the table as
 // Markdown), -run REGEXP (only the measurements whose id matches, e.g.
 // 'ping/'), -cpuprofile FILE (a CPU profile of the measurement phase;
-// combine with -run 'ping/ours|throughput/ours' to profile our ping path).
+// combine with -run 'ping/ours|throughput/ours' to profile our ping path),
+// -memprofile FILE (an allocation profile of the whole run, every
+// allocation sampled).
 package main
 
 import (
@@ -33,6 +44,8 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -48,6 +61,7 @@ func realMain() int {
 	run := fs.String("run", "", "only run the measurements whose id matches this `regexp` (ids: -list)")
 	list := fs.Bool("list", false, "list the measurement ids and exit")
 	cpu := fs.String("cpuprofile", "", "write a CPU profile of the measurement phase to this `file`")
+	mem := fs.String("memprofile", "", "write an allocation profile (every allocation sampled) to this `file` at the end")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -62,6 +76,15 @@ func realMain() int {
 	}
 	cfg := configFor(*quick)
 	cfg.cpuprofile = *cpu
+	if *mem != "" {
+		runtime.MemProfileRate = 1
+		defer func() {
+			if f, err := os.Create(*mem); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				_ = f.Close()
+			}
+		}()
+	}
 	if *run != "" {
 		re, err := regexp.Compile(*run)
 		if err != nil {

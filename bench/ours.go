@@ -19,6 +19,7 @@ import (
 	"github.com/distribute-go/distribute/health"
 	"github.com/distribute-go/distribute/node"
 	"github.com/distribute-go/distribute/process"
+	"github.com/distribute-go/distribute/rpc"
 )
 
 // loopTimeout bounds one measurement loop, so a peer that stops answering
@@ -29,11 +30,20 @@ const loopTimeout = 2 * time.Minute
 // With a real epmd on epmdPort it registers there; with none, the node
 // package starts its pure-Go EPMD in this process on that port.
 func startGo(ctx context.Context, alive, cookie string, epmdPort int) (*process.Node, error) {
-	return process.Start(ctx, alive+"@127.0.0.1", cookie, &process.Options{Node: node.Options{
+	return startGoServing(ctx, alive, cookie, epmdPort, nil)
+}
+
+// startGoServing is startGo with reg (if not nil) serving erpc calls.
+func startGoServing(ctx context.Context, alive, cookie string, epmdPort int, reg *rpc.Registry) (*process.Node, error) {
+	opts := &process.Options{Node: node.Options{
 		EPMD:       node.EPMDEmbedded,
 		EPMDPort:   epmdPort,
 		ListenAddr: "127.0.0.1",
-	}})
+	}}
+	if reg != nil {
+		reg.Configure(opts)
+	}
+	return process.Start(ctx, alive+"@127.0.0.1", cookie, opts)
 }
 
 // stopAll stops nodes in parallel (nil entries are skipped).
@@ -153,11 +163,26 @@ func goPings(ctx context.Context, from *process.Node, peer string, warm, n int) 
 
 // goThroughput runs callers goroutines pinging peer over one link for d
 // (after a warm-up of d/5) and returns completed pings per second.
-func goThroughput(ctx context.Context, from *process.Node, peer string, callers int, d time.Duration, peerPid int) (float64, string, error) {
+func goThroughput(ctx context.Context, from *process.Node, peer string, callers int, d time.Duration, peers ...group) *result {
+	return goLoad(ctx, from, peer, callers, d, func(ctx context.Context, _ int) error {
+		_, err := from.PingRTT(ctx, peer)
+		return err
+	}, peers...)
+}
+
+// goLoad runs callers goroutines calling op(ctx, i) in a loop, with a link
+// to peer set up first, for d (after a warm-up of d/5), and returns
+// completed operations per second with the CPU per operation of this
+// process and of peers.
+func goLoad(ctx context.Context, from *process.Node, peer string, callers int, d time.Duration, op func(context.Context, int) error, peers ...group) *result {
 	ctx, cancel := context.WithTimeout(ctx, d+d/5+loopTimeout)
 	defer cancel()
 	if err := from.Connect(ctx, peer); err != nil {
-		return 0, "", err
+		return failed(err)
+	}
+	var pids []int
+	for _, g := range peers {
+		pids = append(pids, g.pids...)
 	}
 	var stop atomic.Bool
 	var count atomic.Int64
@@ -166,7 +191,7 @@ func goThroughput(ctx context.Context, from *process.Node, peer string, callers 
 	for i := range callers {
 		wg.Go(func() {
 			for !stop.Load() {
-				if _, err := from.PingRTT(ctx, peer); err != nil {
+				if err := op(ctx, i); err != nil {
 					errs[i] = err
 					stop.Store(true)
 					return
@@ -176,22 +201,19 @@ func goThroughput(ctx context.Context, from *process.Node, peer string, callers 
 		})
 	}
 	sleepCtx(ctx, d/5)
-	c0, t0, u0 := count.Load(), time.Now(), snapshot(peerPid)
+	c0, t0, u0 := count.Load(), time.Now(), snapshot(pids...)
 	sleepCtx(ctx, d)
-	c1, t1, u1 := count.Load(), time.Now(), snapshot(peerPid)
-	var peerGroup []group
-	if peerPid > 0 {
-		peerGroup = []group{{"the BEAM node", []int{peerPid}}}
-	}
+	c1, t1, u1 := count.Load(), time.Now(), snapshot(pids...)
 	stop.Store(true)
 	wg.Wait()
 	if err := firstErr(errs); err != nil {
-		return 0, "", err
+		return failed(err)
 	}
 	if err := ctx.Err(); err != nil {
-		return 0, "", err
+		return failed(err)
 	}
-	return float64(c1-c0) / t1.Sub(t0).Seconds(), perCall(u0, u1, c1-c0, "call", peerGroup...), nil
+	return &result{rate: float64(c1-c0) / t1.Sub(t0).Seconds(), ops: c1 - c0,
+		note: perCall(u0, u1, c1-c0, "call", peers...), cpu: cpuPer(u0, u1, c1-c0, peers...)}
 }
 
 // firstErr returns the first non-nil error, saying how many callers failed.

@@ -72,7 +72,7 @@ type report struct {
 }
 
 type tableRow struct {
-	section, label, value, ref, ratio, target, verdict string
+	section, label, value, cpu, ref, ratio, target, verdict string
 }
 
 func (b *bench) report() *report {
@@ -90,7 +90,11 @@ func (b *bench) report() *report {
 	status := func(res *result) string {
 		switch {
 		case res.skip != "":
-			return "skipped: " + res.skip
+			msg := res.skip
+			if len(msg) > 100 {
+				msg = msg[:100] + "..."
+			}
+			return "skipped: " + msg
 		case res.err != nil:
 			msg := res.err.Error()
 			if i := strings.IndexByte(msg, '\n'); i >= 0 {
@@ -126,7 +130,7 @@ func (b *bench) report() *report {
 			noted[id] = true
 			r.notes = append(r.notes, fmt.Sprintf("%s %s: %s.", section, label, res.note))
 		}
-		row := tableRow{section: section, label: label, value: latText(res, pctl)}
+		row := tableRow{section: section, label: label, value: latText(res, pctl), cpu: cpuText(res.cpu, goInRow(label))}
 		if refID == "" {
 			add(row)
 			return
@@ -166,12 +170,115 @@ func (b *bench) report() *report {
 	lat("ping", "ergo->BEAM", idPingEB, true, idPingBB, "BEAM->BEAM", 0, false, "")
 	lat("ping", "ours->BEAM", idPingOB, true, idPingBB, "BEAM->BEAM", 0.6, false, "p50 <= 0.6x")
 	lat("ping", "ours->BEAM", idPingOB, true, idPingEB, "ergo->BEAM", 1, true, "p50 "+aheadErgo)
-	lat("ping", "BEAM->ours", idPingBO, true, idPingBB, "BEAM->BEAM", 0.8, false, "p50 <= 0.8x")
+	lat("ping", "BEAM->ours", idPingBO, true, idPingBB, "BEAM->BEAM", 0.6, false, "p50 <= 0.6x")
+	// CPU the answering node spends per BEAM ping: ours (this process)
+	// against the BEAM target's, each pinged by the driver D.
+	if bo, bb := get(idPingBO), get(idPingBB); bo != nil && bb != nil {
+		row := tableRow{section: "ping", label: "CPU per answered BEAM ping", target: "<= 0.5x"}
+		ours, ok1 := cpuOf(bo.cpu, selfLabel)
+		beam, ok2 := cpuOf(bb.cpu, "BEAM B")
+		switch {
+		case status(bo) != "":
+			row.value = status(bo)
+		case status(bb) != "":
+			row.value = status(bb)
+		case !ok1 || !ok2 || beam <= 0:
+			row.value = "n/a (too few CPU ticks)"
+		default:
+			row.value = "ours " + fmtUs(ours)
+			row.ref = "BEAM B " + fmtUs(beam)
+			row.ratio = fmt.Sprintf("%.2fx", ours/beam)
+			row.verdict = verdict(ours <= 0.5*beam)
+		}
+		add(row)
+	}
 	lat("ping", "ours->ours", idPingOO, true, idTCP, "raw TCP", 3, false, "p50 <= 3x")
 
 	lat("health", "seed loop, 16 BEAM (erl)", idHealthSeq, false, "", "", 0, false, "")
 	lat("health", "health.Check, 16 BEAM", idHealthOurs, false, idHealthSeq, "seed loop", 0.25, false, "<= 0.25x")
 	lat("health", fmt.Sprintf("health.Check, %d Go nodes", b.cfg.goHealthNodes), idHealthGo, false, "", "", 0, false, "")
+
+	// rateRow adds a rate row; refs are (id, label, minimum ratio) to
+	// compare with; cpuWho/cpuRefWho, when set, also require this row's
+	// CPU per operation of cpuWho to be below the first reference's of
+	// cpuRefWho.
+	type ref struct {
+		id, label string
+		min       float64
+	}
+	rateRow := func(section, label, id string, cpuWho, cpuRefWho string, refs ...ref) {
+		res := get(id)
+		if res == nil {
+			return
+		}
+		if res.note != "" && !noted[id] {
+			noted[id] = true
+			r.notes = append(r.notes, fmt.Sprintf("%s %s: %s.", section, label, res.note))
+		}
+		if len(refs) == 0 {
+			row := tableRow{section: section, label: label, value: status(res), cpu: cpuText(res.cpu, goInRow(label))}
+			if row.value == "" {
+				row.value = fmtRate(res.rate)
+			}
+			add(row)
+			return
+		}
+		for i, rf := range refs {
+			row := tableRow{section: section, label: label, value: status(res)}
+			if i == 0 {
+				row.cpu = cpuText(res.cpu, goInRow(label))
+			}
+			if row.value == "" {
+				row.value = fmtRate(res.rate)
+			}
+			row.target = fmt.Sprintf(">= %gx", rf.min)
+			ref := get(rf.id)
+			switch {
+			case ref == nil || status(ref) != "":
+				row.ref = rf.label + ": n/a"
+			case status(res) != "":
+				row.ref = rf.label + " " + fmtRate(ref.rate)
+			default:
+				row.ref = rf.label + " " + fmtRate(ref.rate)
+				q := res.rate / ref.rate
+				row.ratio = fmt.Sprintf("%.2fx", q)
+				ok := q >= rf.min
+				if i == 0 && cpuWho != "" {
+					row.target += ", less CPU"
+					c, ok1 := cpuOf(res.cpu, cpuWho)
+					rc, ok2 := cpuOf(ref.cpu, cpuRefWho)
+					if ok1 && ok2 && rc > 0 {
+						row.ratio += fmt.Sprintf(", CPU %.2fx (%s %s vs %s %s)", c/rc, cpuWho, fmtUs(c), cpuRefWho, fmtUs(rc))
+						ok = ok && c < rc
+					} else {
+						row.ratio += ", CPU n/a"
+					}
+				}
+				row.verdict = verdict(ok)
+			}
+			add(row)
+		}
+	}
+	for _, k := range []string{"1", "16"} {
+		senders := k + " sender"
+		if k != "1" {
+			senders += "s"
+		}
+		bb := ref{"msg/beam-beam-" + k, "BEAM->BEAM", 1}
+		rateRow("messages", "BEAM->BEAM, "+senders, bb.id, "", "")
+		rateRow("messages", "BEAM->ours, "+senders, "msg/beam-ours-"+k, selfLabel, "BEAM B", bb)
+		rateRow("messages", "ours->BEAM, "+senders, "msg/ours-beam-"+k, selfLabel, "BEAM D", bb)
+		rateRow("messages", "ergo->BEAM, "+senders, "msg/ergo-beam-"+k, "", "")
+	}
+	calls := fmt.Sprintf("%d callers", b.cfg.callers)
+	rateRow("calls", "BEAM->BEAM, "+calls, idCallBB, "", "")
+	rateRow("calls", "ergo->BEAM, "+calls, idCallEB, "", "")
+	rateRow("calls", "BEAM->ergo, "+calls, idCallBE, "", "")
+	rateRow("calls", "ours->BEAM, "+calls, idCallOB, "", "", ref{idCallBB, "BEAM->BEAM", 1}, ref{idCallEB, "ergo->BEAM", 1.5})
+	rateRow("calls", "BEAM->ours, "+calls, idCallBO, "", "", ref{idCallBB, "BEAM->BEAM", 1}, ref{idCallBE, "BEAM->ergo", 1.5})
+
+	rateRow("erpc", "served by BEAM, "+calls, idErpcBB, "", "")
+	rateRow("erpc", "served by ours, "+calls, idErpcBO, "", "", ref{idErpcBB, "served by BEAM", 1})
 
 	if res := get(idMemory); res != nil {
 		s := status(res)
@@ -203,13 +310,43 @@ func (b *bench) report() *report {
 		add(rowG)
 		add(rowHeld)
 	}
+	for _, id := range []string{idProcBEAM, idProcErgo, idProcOurs} {
+		res := get(id)
+		if res == nil {
+			continue
+		}
+		if s := status(res); s != "" {
+			add(tableRow{section: "memory", label: "idle process (" + strings.TrimPrefix(id, "procmem/") + ")", value: s})
+			continue
+		}
+		for _, m := range res.pmem {
+			row := tableRow{section: "memory", label: fmt.Sprintf("per idle process, %s, %s processes", m.who, fmtCount(m.n)),
+				value: fmt.Sprintf("%.0f B", m.perProc)}
+			if m.who != "BEAM" {
+				row.value += fmt.Sprintf(", %.2f goroutines", m.goroutines)
+			}
+			if m.who == "ours" {
+				row.target = "<= 1 KiB"
+				ok := m.perProc <= 1024
+				if m.n >= 1000000 {
+					row.target += ", 1,000,000 held"
+					ok = ok && m.held
+				}
+				row.verdict = verdict(ok)
+			}
+			if !m.held {
+				row.value += " (some exited)"
+			}
+			add(row)
+		}
+	}
 
 	tput := func(label, id, refID string) {
 		res := get(id)
 		if res == nil {
 			return
 		}
-		row := tableRow{section: "throughput", label: label, value: status(res)}
+		row := tableRow{section: "throughput", label: label, value: status(res), cpu: cpuText(res.cpu, goInRow(label))}
 		if row.value == "" {
 			row.value = fmtRate(res.rate)
 		}
@@ -239,6 +376,13 @@ func (b *bench) report() *report {
 	return r
 }
 
+// goInRow reports whether a Go node of this process takes part in the row
+// labelled label (its CPU then belongs in the row's CPU column).
+func goInRow(label string) bool {
+	return !strings.HasPrefix(label, "BEAM->BEAM") && !strings.HasPrefix(label, "seed loop") &&
+		!strings.HasPrefix(label, "served by BEAM")
+}
+
 func verdict(ok bool) string {
 	if ok {
 		return "PASS"
@@ -246,7 +390,7 @@ func verdict(ok bool) string {
 	return "MISS"
 }
 
-var header = []string{"section", "case", "result", "reference", "ratio", "target", "verdict"}
+var header = []string{"section", "case", "result", "CPU per op", "reference", "ratio", "target", "verdict"}
 
 func (r *report) params() string {
 	mode := "full"
@@ -254,8 +398,9 @@ func (r *report) params() string {
 		mode = "quick"
 	}
 	return fmt.Sprintf("mode %s: %d connect rounds (+%d warm-up), %d pings (+%d warm-up), %d health checks (+%d), "+
-		"%d links, throughput %v with %d callers", mode, r.cfg.connects, r.cfg.warmConnects, r.cfg.pings, r.cfg.warmPings,
-		r.cfg.healthRuns, r.cfg.warmHealth, r.cfg.links, r.cfg.tput, r.cfg.callers)
+		"%d links, throughput and calls %v with %d callers, %d messages per messaging row, idle processes %v",
+		mode, r.cfg.connects, r.cfg.warmConnects, r.cfg.pings, r.cfg.warmPings,
+		r.cfg.healthRuns, r.cfg.warmHealth, r.cfg.links, r.cfg.tput, r.cfg.callers, r.cfg.msgs, r.cfg.procs)
 }
 
 func (r *report) machine() string {
@@ -280,7 +425,7 @@ func (r *report) text() string {
 			sec = ""
 		}
 		prev = row.section
-		fmt.Fprintln(tw, strings.Join([]string{sec, row.label, row.value, row.ref, row.ratio, row.target, row.verdict}, "\t"))
+		fmt.Fprintln(tw, strings.Join([]string{sec, row.label, row.value, row.cpu, row.ref, row.ratio, row.target, row.verdict}, "\t"))
 	}
 	_ = tw.Flush()
 	for _, n := range r.notes {
@@ -295,7 +440,7 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&sb, "Machine: %s.\n\n%s.\n\n", r.machine(), r.params())
 	fmt.Fprintf(&sb, "| %s |\n|%s\n", strings.Join(header, " | "), strings.Repeat("---|", len(header)))
 	for _, row := range r.rows {
-		cells := []string{row.section, row.label, row.value, row.ref, row.ratio, row.target, row.verdict}
+		cells := []string{row.section, row.label, row.value, row.cpu, row.ref, row.ratio, row.target, row.verdict}
 		for i, c := range cells {
 			cells[i] = strings.ReplaceAll(c, "|", `\|`)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	runner "github.com/distribute-go/distribute/internal/procs"
@@ -78,4 +79,13 @@ func randomCookie() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return "B" + hex.EncodeToString(b[:])
+}
+
+// fmtCount writes n with thousands separators.
+func fmtCount(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

@@ -74,8 +74,9 @@ type Reader struct {
 	// arrive instead of being held (a message to a process that does not exist).
 	Want func(Message) bool
 
-	seqs map[uint64]*fragSeq
-	held int
+	seqs  map[uint64]*fragSeq
+	held  int
+	atoms atomCache // the fast path's atoms (fast.go)
 }
 
 // maxSeqs bounds the fragmented messages being reassembled at once on one connection.
@@ -103,6 +104,9 @@ func (r *Reader) Read(body []byte) (m Message, p Payload, done bool, err error) 
 		return nil, Payload{}, false, fmt.Errorf("%w: frame of %d bytes exceeds the %d-byte limit", ErrTooLarge, len(body), r.MaxMessage)
 	}
 	if body[0] == PassThrough {
+		if m, p, ok := r.fast(body[1:], true); ok {
+			return m, p, true, nil
+		}
 		m, p, err = split(body[1:], true)
 		return m, p, err == nil, err
 	}
@@ -114,6 +118,9 @@ func (r *Reader) Read(body []byte) (m Message, p Payload, done bool, err error) 
 		rest, err := skipAtomCache(body[2:])
 		if err != nil {
 			return nil, Payload{}, false, err
+		}
+		if m, p, ok := r.fast(rest, false); ok {
+			return m, p, true, nil
 		}
 		m, p, err = split(rest, false)
 		return m, p, err == nil, err
@@ -281,7 +288,12 @@ func AppendFrame(dst []byte, headers bool, m Message, payload etf.Term) ([]byte,
 	} else {
 		b = append(b, 0, 0, 0, 0, PassThrough)
 	}
-	b, err := appendFn(b, m.Tuple())
+	var err error
+	if fb, ok := appendFast(b, !headers, m); ok {
+		b = fb
+	} else {
+		b, err = appendFn(b, m.Tuple())
+	}
 	if err == nil && m.HasPayload() {
 		b, err = appendFn(b, payload)
 	}

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/distribute-go/distribute/control"
@@ -35,9 +36,16 @@ type link struct {
 	peer         string
 	flags        handshake.Flags // negotiated
 	peerCreation uint32
-	headers      bool  // FRAGMENTS negotiated: we send "131 68 0" frames
-	pub          *Conn // what the Handler sees
-	h            Handler
+	headers      bool            // FRAGMENTS negotiated: we send "131 68 0" frames
+	pub          *Conn           // what the Handler sees
+	raw          syscall.RawConn // nil when conn has no file descriptor (then the reader never writes)
+	// The reader goroutine's own write (flushFromReader, rawWrite): the buffer, bytes written
+	// so far, the error.
+	rbuf    []byte
+	rk      int
+	rerr    error
+	rawFunc func(uintptr) bool
+	h       Handler
 
 	read    atomic.Bool  // something was read since the last tick check
 	written atomic.Int64 // bytes written so far
@@ -51,6 +59,10 @@ type link struct {
 	spare  []byte
 	wake   chan struct{}
 	closed bool
+	// writing: a write is in flight (on the writer goroutine or the reader's flush).
+	// deferred: the reader is handling a batch of frames it read in one go and will write
+	// what is queued meanwhile itself (flushFromReader), so enqueue does not wake the writer.
+	writing, deferred bool
 
 	done      chan struct{}
 	announced chan struct{} // closed once EventHandshakeOK was emitted
@@ -73,6 +85,12 @@ func newLink(n *Node, conn net.Conn, res *handshake.Result) *link {
 		announced: make(chan struct{}),
 	}
 	l.pub = &Conn{l: l}
+	if sc, ok := conn.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			l.raw = raw
+			l.rawFunc = l.rawWrite
+		}
+	}
 	return l
 }
 
@@ -139,10 +157,14 @@ func (l *link) enqueue(fill func([]byte) ([]byte, error)) error {
 	}
 	l.wbuf = b
 	full := len(l.wbuf) > maxQueue
+	deferred := l.deferred
 	l.wmu.Unlock()
 	if full {
 		l.close(errQueueFull)
 		return errQueueFull
+	}
+	if deferred {
+		return nil // the reader writes it when its batch is done
 	}
 	select {
 	case l.wake <- struct{}{}:
@@ -176,25 +198,151 @@ func (l *link) writeLoop() {
 		// Swap the queue for the spare buffer; the writer owns buf until
 		// it hands it back as the next spare, so the two never alias.
 		l.wmu.Lock()
-		buf := l.wbuf
-		l.wbuf, l.spare = l.spare[:0], nil
-		l.wmu.Unlock()
-		if len(buf) > 0 {
-			// A peer that does not take our bytes within the tick time is
-			// as dead as a silent one.
-			_ = l.conn.SetWriteDeadline(time.Now().Add(l.n.opts.TickTime))
-			if _, err := l.conn.Write(buf); err != nil {
-				l.close(fmt.Errorf("write: %w", err))
-				return
-			}
-			l.written.Add(int64(len(buf)))
-		}
-		if cap(buf) <= 1<<20 {
-			l.wmu.Lock()
-			l.spare = buf[:0]
+		if l.writing || len(l.wbuf) == 0 {
+			// The reader's flush is writing (it wakes us again if more
+			// is queued meanwhile), or nothing is queued.
 			l.wmu.Unlock()
+			continue
+		}
+		buf := l.takeLocked()
+		l.wmu.Unlock()
+		if !l.write(buf) {
+			return
 		}
 	}
+}
+
+// takeLocked swaps the queue for the spare buffer and marks a write in flight (under wmu);
+// the caller owns the returned buffer until write hands it back as the next spare, so the two
+// never alias.
+func (l *link) takeLocked() []byte {
+	buf := l.wbuf
+	l.wbuf, l.spare = l.spare[:0], nil
+	l.writing = true
+	return buf
+}
+
+// write writes buf (taken with takeLocked), ends the write in flight, and wakes the writer
+// goroutine when more was queued meanwhile. It reports false when the write failed (the link
+// is then closed).
+func (l *link) write(buf []byte) bool {
+	// A peer that does not take our bytes within the tick time is as dead as a silent one.
+	_ = l.conn.SetWriteDeadline(time.Now().Add(l.n.opts.TickTime))
+	_, err := l.conn.Write(buf)
+	l.wmu.Lock()
+	l.writing = false
+	if cap(buf) <= 1<<20 {
+		l.spare = buf[:0]
+	}
+	more := len(l.wbuf) > 0
+	l.wmu.Unlock()
+	if err != nil {
+		l.close(fmt.Errorf("write: %w", err))
+		return false
+	}
+	l.written.Add(int64(len(buf)))
+	if more {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// beginBatch: the reader is about to hand frames to the Handler; what they queue waits for
+// flushFromReader.
+func (l *link) beginBatch() {
+	l.wmu.Lock()
+	l.deferred = true
+	l.wmu.Unlock()
+}
+
+// flushFromReader ends the reader's batch: when no write is in flight it writes what is
+// queued on the reader goroutine (an answer to a ping then costs no hand-off to the writer
+// goroutine); otherwise the writer goroutine gets it.
+func (l *link) flushFromReader() {
+	l.wmu.Lock()
+	l.deferred = false
+	if len(l.wbuf) == 0 || l.closed {
+		l.wmu.Unlock()
+		return
+	}
+	if l.writing {
+		l.wmu.Unlock()
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if l.raw == nil {
+		l.wmu.Unlock()
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+		return
+	}
+	buf := l.takeLocked()
+	l.wmu.Unlock()
+	// One non-blocking write: the reader must never wait for the peer to read (the peer may
+	// be waiting for us to read). What does not fit goes back to the front of the queue for
+	// the writer goroutine.
+	l.rbuf, l.rk, l.rerr = buf, 0, nil
+	if err := l.raw.Write(l.rawFunc); err != nil && l.rerr == nil {
+		l.rerr = err
+	}
+	k, werr := l.rk, l.rerr
+	l.rbuf = nil
+	if werr != nil {
+		l.close(fmt.Errorf("write: %w", werr))
+		return
+	}
+	l.written.Add(int64(k))
+	l.wmu.Lock()
+	l.writing = false
+	if k < len(buf) {
+		l.wbuf = append(append(make([]byte, 0, len(buf)-k+len(l.wbuf)), buf[k:]...), l.wbuf...)
+	} else if cap(buf) <= 1<<20 {
+		l.spare = buf[:0]
+	}
+	more := len(l.wbuf) > 0
+	l.wmu.Unlock()
+	if more {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// rawWrite is the reader's non-blocking write of rbuf (see flushFromReader): it writes what
+// the socket takes and never waits. A method value made once, so the write allocates nothing.
+func (l *link) rawWrite(fd uintptr) bool {
+	for l.rk < len(l.rbuf) {
+		w, err := syscall.Write(int(fd), l.rbuf[l.rk:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			if err != syscall.EAGAIN {
+				l.rerr = err
+			}
+			break
+		}
+		l.rk += w
+	}
+	return true
+}
+
+// frameBuffered reports whether r holds a whole next frame, so reading it will not block.
+func frameBuffered(r *bufio.Reader) bool {
+	if r.Buffered() < 4 {
+		return false
+	}
+	h, _ := r.Peek(4)
+	return r.Buffered()-4 >= int(binary.BigEndian.Uint32(h))
 }
 
 // readLoop reads frames until the connection fails, and hands each control message to the
@@ -212,7 +360,13 @@ func (l *link) readLoop() {
 	}
 	var hdr [4]byte
 	var buf []byte
+	batch := false // frames handled since the last flushFromReader
 	for {
+		// Write the answers to what was read in one go before the reader can block.
+		if batch && !frameBuffered(r) {
+			l.flushFromReader()
+			batch = false
+		}
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			l.close(readErr(err))
 			break
@@ -245,6 +399,10 @@ func (l *link) readLoop() {
 			l.n.skipped(l.peer, err)
 		}
 		if ok {
+			if !batch {
+				l.beginBatch()
+				batch = true
+			}
 			l.h.HandleMessage(l.pub, m, p)
 		}
 		if cap(buf) > 1<<20 {
