@@ -81,3 +81,114 @@ func TestCluster(t *testing.T) {
 		noGlobalComplaints(t, bs)
 	})
 }
+
+// TestConcurrentRegister: the same 20 names registered at once from three BEAM nodes and the Go
+// node: each name gets exactly one owner, and every node agrees on it.
+func TestConcurrentRegister(t *testing.T) {
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
+		port, bs := startCluster(t, rt, 3)
+		gn := startGo(t, port)
+		require.NoError(t, gn.n.Connect(ctxFor(t, wait), bs[0].Node()))
+		for _, b := range bs {
+			waitUntil(t, b, fmt.Sprintf("lists:member(%s, nodes())", atomIn(gn.n.Self())), wait)
+			require.Equal(t, "ok", eval(t, b, "global:sync()"))
+		}
+		const k = 20
+		results := make([][]string, len(bs)+1) // per node, per name: yes or no
+		done := make(chan struct{})
+		for i, b := range bs {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				out, err := b.Eval(fmt.Sprintf(`Self = self(), Ps = [spawn(fun() -> R = global:register_name({reg, I}, self()), Self ! {self(), R}, receive stop -> ok end end) || I <- lists:seq(1,%d)], [receive {P, R} -> R end || P <- Ps]`, k), wait)
+				if err == nil {
+					results[i] = strings.Split(strings.Trim(out, "[]"), ",")
+				}
+			}()
+		}
+		goRes := make([]string, k)
+		for i := range k {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				p := gn.n.Spawn()
+				ok, err := gn.g.Register(ctxFor(t, wait), etf.Tuple{etf.Atom("reg"), int64(i + 1)}, p.Pid())
+				goRes[i] = "no"
+				if err == nil && ok {
+					goRes[i] = "yes"
+				}
+			}()
+		}
+		for range len(bs) + k {
+			<-done
+		}
+		results[len(bs)] = goRes
+		owners := make([]string, k)
+		for i := range k {
+			yes := 0
+			for j, r := range results {
+				require.Len(t, r, k, "results of node %d", j)
+				if r[i] == "yes" {
+					yes++
+					if j < len(bs) {
+						owners[i] = bs[j].Node()
+					} else {
+						owners[i] = gn.n.Self()
+					}
+				}
+			}
+			assert.Equal(t, 1, yes, "owners of {reg, %d}", i+1)
+		}
+		want := "[" + strings.Join(owners, ",") + "]"
+		for _, b := range bs {
+			require.Equal(t, "ok", eval(t, b, "global:sync()"))
+			assert.Equal(t, want, eval(t, b, fmt.Sprintf(`[node(global:whereis_name({reg, I})) || I <- lists:seq(1,%d)]`, k)), "on %s", b.Node())
+		}
+		for i := range k {
+			pid, ok := gn.g.Whereis(etf.Tuple{etf.Atom("reg"), int64(i + 1)})
+			if assert.True(t, ok) {
+				assert.Equal(t, owners[i], string(pid.Node))
+			}
+		}
+		noGlobalComplaints(t, bs)
+	})
+}
+
+// TestTransKill: global:trans on BEAM takes its lock on the Go node too (set_lock answered);
+// kill -9 of the BEAM node holding a lock during its global:trans releases the lock everywhere
+// (the Go node's monitor of the holder fires), and the rest of the cluster, the Go node
+// included, stays in sync and keeps registering names.
+func TestTransKill(t *testing.T) {
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
+		port, bs := startCluster(t, rt, 3)
+		gn := startGo(t, port)
+		require.NoError(t, gn.n.Connect(ctxFor(t, wait), bs[0].Node()))
+		for _, b := range bs {
+			waitUntil(t, b, fmt.Sprintf("lists:member(%s, nodes())", atomIn(gn.n.Self())), wait)
+			require.Equal(t, "ok", eval(t, b, "global:sync()"))
+		}
+		// A plain transaction over all nodes, the Go node included.
+		assert.Equal(t, "done", eval(t, bs[1], `global:trans({res1, self()}, fun() -> done end)`))
+		// The victim holds res2 on every node inside a transaction that never ends.
+		eval(t, bs[2], `Self = self(), spawn(fun() -> global:trans({res2, self()}, fun() -> Self ! locked, receive never -> ok end end) end), receive locked -> ok after 10000 -> timeout end`)
+		assert.True(t, gn.g.LockSet(etf.Atom("res2")), "the Go node holds res2 for the victim")
+		// Another node cannot take res2 while the victim lives.
+		assert.Equal(t, "aborted", eval(t, bs[1], `global:trans({res2, self()}, fun() -> got_it end, [node() | nodes()], 0)`))
+		bs[2].Kill()
+		waitUntil(t, bs[1], fmt.Sprintf("not lists:member(%s, nodes())", atomIn(bs[2].Node())), wait)
+		// The lock is free on the Go node and the others once the holder's node is gone.
+		assert.Eventually(t, func() bool { return !gn.g.LockSet(etf.Atom("res2")) }, wait, 10*time.Millisecond)
+		assert.Equal(t, "got_it", eval(t, bs[1], `global:trans({res2, self()}, fun() -> got_it end, [node() | nodes()], 40)`))
+		for _, b := range bs[:2] {
+			assert.Equal(t, "ok", eval(t, b, "global:sync()"))
+		}
+		require.NoError(t, gn.g.Sync(ctxFor(t, wait)))
+		p := gn.n.Spawn()
+		defer p.Exit(etf.Atom("normal"))
+		ok, err := gn.g.Register(ctxFor(t, wait), etf.Atom("after_kill"), p.Pid())
+		require.NoError(t, err)
+		assert.True(t, ok)
+		for _, b := range bs[:2] {
+			assert.Equal(t, gn.n.Self(), eval(t, b, `node(global:whereis_name(after_kill))`))
+		}
+		noGlobalComplaints(t, bs[:2])
+	})
+}
