@@ -192,3 +192,84 @@ func TestTransKill(t *testing.T) {
 		noGlobalComplaints(t, bs[:2])
 	})
 }
+
+// TestNameClash: two partitions, {a, Go} and {z}, with the same two names registered on both
+// sides (clash_go owned by a Go process on one side, clash_beam by a process of a), join. As in a
+// BEAM-only cluster, random_exit_name keeps the process on the node whose name sorts lower and
+// kills the other; every node ends with one owner per name. When the Go node joins z itself, Go
+// resolves both clashes (clash_beam through an rpc of a's opaque resolver fun to a); when a joins
+// z, a asks the Go node to resolve clash_go (global:resolve_it/4 served by Go).
+func TestNameClash(t *testing.T) {
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
+		for _, goJoins := range []bool{true, false} {
+			t.Run(fmt.Sprintf("goJoins=%v", goJoins), func(t *testing.T) {
+				t.Parallel()
+				nameClash(t, rt, goJoins)
+			})
+		}
+	})
+}
+
+func nameClash(t *testing.T, rt *erltest.Runtime, goJoins bool) {
+	epmd := rt.StartEPMD(t, 0)
+	opts := func(prefix string) erltest.ErlOptions {
+		return erltest.ErlOptions{Name: erltest.UniqueName(prefix), EPMDPort: epmd.Port(), Cookie: testCookie, Control: true}
+	}
+	a := rt.StartErl(t, opts("a"))
+	z := rt.StartErl(t, opts("z"))
+	gn := startGo(t, epmd.Port())
+	require.Less(t, a.Node(), gn.n.Self())
+	require.Less(t, gn.n.Self(), z.Node())
+	require.NoError(t, gn.n.Connect(ctxFor(t, wait), a.Node()))
+	waitUntil(t, a, fmt.Sprintf("lists:member(%s, nodes())", atomIn(gn.n.Self())), wait)
+	require.Equal(t, "ok", eval(t, a, "global:sync()"))
+
+	me := gn.n.Spawn()
+	defer me.Exit(etf.Atom("normal"))
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, b := range []*erltest.Process{a, z} {
+				out, _ := b.Eval(`[{N, global:whereis_name(N)} || N <- [clash_go, clash_beam]]`, 5*time.Second)
+				t.Logf("%s: %s\n%s", b.Node(), out, b.Output())
+			}
+			p1, ok1 := gn.g.Whereis(etf.Atom("clash_go"))
+			p2, ok2 := gn.g.Whereis(etf.Atom("clash_beam"))
+			t.Logf("go: clash_go %v %v clash_beam %v %v me %v; log:\n%s", p1, ok1, p2, ok2, me.Pid(), gn.log.String())
+		}
+	})
+	keep := `fun() -> receive stop -> ok end end`
+	eval(t, a, `P = spawn(`+keep+`), register(ap_beam, P), yes = global:register_name(clash_beam, P), ok`)
+	ok, err := gn.g.Register(ctxFor(t, wait), etf.Atom("clash_go"), me.Pid())
+	require.NoError(t, err)
+	require.True(t, ok)
+	eval(t, z, `P1 = spawn(`+keep+`), register(zp_go, P1), yes = global:register_name(clash_go, P1), `+
+		`P2 = spawn(`+keep+`), register(zp_beam, P2), yes = global:register_name(clash_beam, P2), ok`)
+
+	if goJoins {
+		require.NoError(t, gn.n.Connect(ctxFor(t, wait), z.Node()))
+	} else {
+		require.Equal(t, "pong", eval(t, a, fmt.Sprintf("net_adm:ping(%s)", atomIn(z.Node()))))
+	}
+	for _, b := range []*erltest.Process{a, z} {
+		waitUntil(t, b, fmt.Sprintf("lists:sort(nodes()) =:= lists:sort(%s -- [node()])",
+			"["+strings.Join([]string{atomIn(a.Node()), atomIn(z.Node()), atomIn(gn.n.Self())}, ",")+"]"), wait)
+		require.Equal(t, "ok", eval(t, b, "global:sync()"))
+	}
+	require.NoError(t, gn.g.Sync(ctxFor(t, wait)))
+	waitUntil(t, z, `whereis(zp_go) =:= undefined andalso whereis(zp_beam) =:= undefined`, wait)
+	for _, b := range []*erltest.Process{a, z} {
+		waitUntil(t, b, fmt.Sprintf(`global:whereis_name(clash_go) =/= undefined andalso node(global:whereis_name(clash_go)) =:= %s`, atomIn(gn.n.Self())), wait)
+		waitUntil(t, b, fmt.Sprintf(`global:whereis_name(clash_beam) =/= undefined andalso node(global:whereis_name(clash_beam)) =:= %s`, atomIn(a.Node())), wait)
+	}
+	pid, ok := gn.g.Whereis(etf.Atom("clash_go"))
+	assert.True(t, ok)
+	assert.Equal(t, me.Pid(), pid)
+	pid, ok = gn.g.Whereis(etf.Atom("clash_beam"))
+	assert.True(t, ok)
+	assert.Equal(t, etf.Atom(a.Node()), pid.Node)
+	assert.Nil(t, me.Reason(), "the Go owner lives")
+	assert.Equal(t, "true", eval(t, a, `is_pid(whereis(ap_beam))`))
+	// The Go node resolved clash_go itself (joining z) or was asked to (a joining z).
+	assert.Contains(t, gn.log.String(), "name conflict, terminating")
+	noGlobalComplaints(t, []*erltest.Process{a, z})
+}

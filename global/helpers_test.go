@@ -3,6 +3,7 @@ package global_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -28,8 +29,27 @@ const testCookie = "globaltestcookie"
 const wait = 20 * time.Second
 
 type goNode struct {
-	n *process.Node
-	g *global.Global
+	n   *process.Node
+	g   *global.Global
+	log *logBuf
+}
+
+// logBuf collects global's log lines.
+type logBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // startGo starts a visible Go node running global on the EPMD at port.
@@ -45,13 +65,14 @@ func startGo(t *testing.T, port int) *goNode {
 	defer cancel()
 	n, err := process.Start(ctx, erltest.UniqueName("go")+"@localhost", testCookie, &o)
 	require.NoError(t, err)
-	g, err := global.Start(n, &global.Options{RPC: reg})
+	lb := &logBuf{}
+	g, err := global.Start(n, &global.Options{RPC: reg, Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		g.Stop()
 		_ = n.Stop()
 	})
-	return &goNode{n: n, g: g}
+	return &goNode{n: n, g: g, log: lb}
 }
 
 // startCluster starts k BEAM nodes in rt on a private EPMD, connected to each other and in

@@ -78,7 +78,7 @@ func (g *Global) exchangeNames(ctx context.Context, names etf.List, node string)
 			var result etf.Term
 			var err error
 			if string(pid2.Node) == g.self {
-				result = g.resolveIt(ctx, method2, name, pid, pid2)
+				result = g.resolveIt(ctx, method2, name, pid, pid2, "")
 			} else {
 				result, err = rpc.Call(ctx, g.n, string(pid2.Node), "global", "resolve_it", etf.List{method2, name, pid, pid2})
 			}
@@ -127,7 +127,12 @@ func methodName(m etf.Term) etf.Atom {
 
 // resolveIt is global:resolve_it/4 on this node: catch Method(Name, Pid1, Pid2). global's own
 // methods run here; any other fun runs on the BEAM node of the other pid, untouched.
-func (g *Global) resolveIt(ctx context.Context, method, name etf.Term, p1, p2 etf.Pid) etf.Term {
+//
+// via is the node that asked (by rpc), or "": a signal to a pid of a node we are not connected
+// to goes through via, which is, so that resolving does not set up a connection in the middle of
+// the other nodes' exchange (a nodeup there restarts their connect, and OTP 27+ then drops the
+// names of our pids it just inserted).
+func (g *Global) resolveIt(ctx context.Context, method, name etf.Term, p1, p2 etf.Pid, via string) etf.Term {
 	lo, hi := p1, p2
 	if !(p1.Node < p2.Node) {
 		lo, hi = p2, p1
@@ -135,16 +140,14 @@ func (g *Global) resolveIt(ctx context.Context, method, name etf.Term, p1, p2 et
 	switch methodName(method) {
 	case "random_exit_name":
 		g.log.Info("global: name conflict, terminating", "name", etf.Format(name), "pid", hi)
-		p := g.n.Spawn()
-		_ = p.SendExit(hi, etf.Atom("kill"))
-		p.Exit(etf.Atom("normal"))
+		g.signal(ctx, via, hi, nil)
 		return lo
 	case "random_notify_name":
-		_ = g.n.Send(hi, etf.Tuple{etf.Atom("global_name_conflict"), name})
+		g.signal(ctx, via, hi, etf.Tuple{etf.Atom("global_name_conflict"), name})
 		return lo
 	case "notify_all_name":
-		_ = g.n.Send(p1, etf.Tuple{etf.Atom("global_name_conflict"), name, p2})
-		_ = g.n.Send(p2, etf.Tuple{etf.Atom("global_name_conflict"), name, p1})
+		g.signal(ctx, via, p1, etf.Tuple{etf.Atom("global_name_conflict"), name, p2})
+		g.signal(ctx, via, p2, etf.Tuple{etf.Atom("global_name_conflict"), name, p1})
 		return etf.Atom("none")
 	}
 	other := string(p1.Node)
@@ -163,6 +166,27 @@ func (g *Global) resolveIt(ctx context.Context, method, name etf.Term, p1, p2 et
 	return v
 }
 
+// signal sends msg to pid, or the exit signal kill when msg is nil; see resolveIt for via.
+func (g *Global) signal(ctx context.Context, via string, pid etf.Pid, msg etf.Term) {
+	if node := string(pid.Node); node != g.self && via != "" && via != node && g.n.Conn(node) == nil {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if msg == nil {
+			_, _ = rpc.Call(ctx, g.n, via, "erlang", "exit", etf.List{pid, etf.Atom("kill")})
+		} else {
+			_, _ = rpc.Call(ctx, g.n, via, "erlang", "send", etf.List{pid, msg})
+		}
+		return
+	}
+	if msg == nil {
+		p := g.n.Spawn()
+		_ = p.SendExit(pid, etf.Atom("kill"))
+		p.Exit(etf.Atom("normal"))
+		return
+	}
+	_ = g.n.Send(pid, msg)
+}
+
 // serveResolveIt serves global:resolve_it/4 to BEAM nodes (registered in Options.RPC).
 func (g *Global) serveResolveIt(ctx context.Context, args etf.List) (etf.Term, error) {
 	if len(args) != 4 {
@@ -173,7 +197,11 @@ func (g *Global) serveResolveIt(ctx context.Context, args etf.List) (etf.Term, e
 	if !ok1 || !ok2 {
 		return etf.Tuple{etf.Atom("EXIT"), etf.Atom("badarg")}, nil
 	}
-	return g.resolveIt(ctx, args[0], args[1], p1, p2), nil
+	via := ""
+	if info := rpc.Info(ctx); info != nil {
+		via = string(info.From.Node)
+	}
+	return g.resolveIt(ctx, args[0], args[1], p1, p2, via), nil
 }
 
 // ---- the registrar: global's own lock on all known nodes ----
