@@ -2,6 +2,7 @@ package global_test
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -272,4 +273,70 @@ func nameClash(t *testing.T, rt *erltest.Runtime, goJoins bool) {
 	// The Go node resolved clash_go itself (joining z) or was asked to (a joining z).
 	assert.Contains(t, gn.log.String(), "name conflict, terminating")
 	noGlobalComplaints(t, []*erltest.Process{a, z})
+}
+
+// TestOverlappingPartitions: a BEAM member drops its connection to the Go node
+// (erlang:disconnect_node): with OTP 25+'s prevent_overlapping_partitions the lost_connection
+// and remove_connection messages (the Go node sends and obeys them) leave fully connected
+// partitions, as in a BEAM-only cluster; global:sync() returns everywhere; the Go node rejoins.
+func TestOverlappingPartitions(t *testing.T) {
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
+		port, bs := startCluster(t, rt, 3)
+		gn := startGo(t, port)
+		self := gn.n.Self()
+		require.NoError(t, gn.n.Connect(ctxFor(t, wait), bs[0].Node()))
+		for _, b := range bs {
+			waitUntil(t, b, fmt.Sprintf("lists:member(%s, nodes())", atomIn(self)), wait)
+			require.Equal(t, "ok", eval(t, b, "global:sync()"))
+		}
+		require.Equal(t, "true", eval(t, bs[1], fmt.Sprintf("erlang:disconnect_node(%s)", atomIn(self))))
+
+		views := func() map[string][]string {
+			v := map[string][]string{self: gn.n.Nodes()}
+			for _, b := range bs {
+				out := eval(t, b, `lists:sort(nodes())`)
+				v[b.Node()] = nil
+				if s := strings.Trim(out, "[]"); s != "" {
+					v[b.Node()] = strings.Split(s, ",")
+				}
+			}
+			return v
+		}
+		// Fully connected partitions: each node's peers see the same partition it sees.
+		cliques := func(v map[string][]string) bool {
+			for x, peers := range v {
+				px := append([]string{x}, peers...)
+				slices.Sort(px)
+				for _, y := range peers {
+					py := append([]string{y}, v[y]...)
+					slices.Sort(py)
+					if !slices.Equal(px, py) {
+						return false
+					}
+				}
+			}
+			return !slices.Contains(v[self], bs[1].Node()) && !slices.Contains(v[bs[1].Node()], self)
+		}
+		var v map[string][]string
+		deadline := time.Now().Add(wait)
+		for v = views(); !cliques(v) && time.Now().Before(deadline); v = views() {
+			time.Sleep(50 * time.Millisecond)
+		}
+		require.True(t, cliques(v), "partitions not fully connected: %v", v)
+		t.Logf("%s: partitions after the drop: %v", rt.Name, v)
+		assert.NotContains(t, v[self], bs[0].Node(), "the Go node was removed from the others' partition too")
+		for _, b := range bs {
+			assert.Equal(t, "ok", eval(t, b, "global:sync()"))
+		}
+		require.NoError(t, gn.g.Sync(ctxFor(t, wait)))
+		assert.Contains(t, gn.log.String(), "prevent overlapping partitions")
+
+		// The Go node rejoins the partition of the first node.
+		require.NoError(t, gn.n.Connect(ctxFor(t, wait), bs[0].Node()))
+		for _, peer := range v[bs[0].Node()] {
+			require.Eventually(t, func() bool { return slices.Contains(gn.n.Nodes(), peer) }, wait, 10*time.Millisecond)
+		}
+		waitUntil(t, bs[0], fmt.Sprintf("lists:member(%s, nodes())", atomIn(self)), wait)
+		assert.Equal(t, "ok", eval(t, bs[0], "global:sync()"))
+	})
 }
