@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/global"
 	"github.com/distribute-go/distribute/internal/erltest"
 )
 
@@ -52,6 +53,15 @@ func TestCluster(t *testing.T) {
 		require.NoError(t, err)
 		m := recv(t, me, nil)
 		assert.Equal(t, etf.Tuple{etf.Atom("echo"), etf.Atom(bs[1].Node()), etf.Atom("hello")}, m)
+
+		// The same through another node's global, as a node without global of its own does it.
+		_, err = global.SendOn(ctxFor(t, wait), gn.n, bs[2].Node(), etf.Atom("beam_echo"), etf.Tuple{me.Pid(), etf.Atom("again")})
+		require.NoError(t, err)
+		assert.Equal(t, etf.Tuple{etf.Atom("echo"), etf.Atom(bs[1].Node()), etf.Atom("again")}, recv(t, me, nil))
+		_, err = global.SendOn(ctxFor(t, wait), gn.n, bs[2].Node(), etf.Atom("nobody"), etf.Atom("x"))
+		assert.ErrorIs(t, err, global.ErrNotRegistered)
+		_, err = gn.g.Send(etf.Atom("nobody"), etf.Atom("x"))
+		assert.ErrorIs(t, err, global.ErrNotRegistered)
 
 		// Go name, seen and messaged from BEAM.
 		ok, err = gn.g.Register(ctxFor(t, wait), etf.Atom("go_inbox"), me.Pid())
