@@ -350,3 +350,75 @@ func TestOverlappingPartitions(t *testing.T) {
 		assert.Equal(t, "ok", eval(t, bs[0], "global:sync()"))
 	})
 }
+
+// TestSplitBrain: a cluster of three BEAM nodes and the Go node splits ({b0, b1, Go} | {b2}:
+// b2 drops all its links), the same names are registered on both sides (dup from Go and from b2,
+// dup2 from b0 and from b2), and the partition heals (b2 pings b0). As in a BEAM-only cluster,
+// each name ends with exactly one owner, the same on every node: the pid of the node whose name
+// sorts lower survives (b2's for dup, so the Go process is killed; b0's for dup2).
+func TestSplitBrain(t *testing.T) {
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
+		port, bs := startCluster(t, rt, 2)
+		// The node that splits off drops its own links; without overlapping-partition
+		// protection on it, that costs no link on the other side (with it, its lost_connection
+		// reports would make the others drop each other too, as they do when one BEAM node of a
+		// BEAM-only cluster calls disconnect_node).
+		lone := rt.StartErl(t, erltest.ErlOptions{Name: erltest.UniqueName("b2"), EPMDPort: port, Cookie: testCookie,
+			Control: true, Extra: []string{"-kernel", "prevent_overlapping_partitions", "false"}})
+		bs = append(bs, lone)
+		require.Equal(t, "pong", eval(t, bs[0], fmt.Sprintf("net_adm:ping(%s)", atomIn(lone.Node()))))
+		gn := startGo(t, port)
+		self := gn.n.Self()
+		require.NoError(t, gn.n.Connect(ctxFor(t, wait), bs[0].Node()))
+		for _, b := range bs {
+			waitUntil(t, b, fmt.Sprintf("length(nodes()) =:= 3 andalso lists:member(%s, nodes())", atomIn(self)), wait)
+			require.Equal(t, "ok", eval(t, b, "global:sync()"))
+		}
+		eval(t, lone, `[erlang:disconnect_node(N) || N <- nodes()], ok`)
+		for _, b := range bs[:2] {
+			waitUntil(t, b, fmt.Sprintf("not lists:member(%s, nodes())", atomIn(lone.Node())), wait)
+		}
+		require.Eventually(t, func() bool { return !slices.Contains(gn.n.Nodes(), lone.Node()) }, wait, 10*time.Millisecond)
+		waitUntil(t, lone, "nodes() =:= []", wait)
+		// The majority side is still whole (the lone node's drops cost no link inside it).
+		for _, b := range bs[:2] {
+			waitUntil(t, b, fmt.Sprintf("length(nodes()) =:= 2 andalso lists:member(%s, nodes())", atomIn(self)), wait)
+			require.Equal(t, "ok", eval(t, b, "global:sync()"))
+		}
+
+		keep := `fun() -> receive stop -> ok end end`
+		me := gn.n.Spawn()
+		defer me.Exit(etf.Atom("normal"))
+		ok, err := gn.g.Register(ctxFor(t, wait), etf.Atom("dup"), me.Pid())
+		require.NoError(t, err)
+		require.True(t, ok)
+		eval(t, bs[0], `P = spawn(`+keep+`), register(keep_dup2, P), yes = global:register_name(dup2, P), ok`)
+		eval(t, lone, `P1 = spawn(`+keep+`), register(keep_dup, P1), yes = global:register_name(dup, P1), `+
+			`P2 = spawn(`+keep+`), register(lone_dup2, P2), yes = global:register_name(dup2, P2), ok`)
+
+		require.Equal(t, "pong", eval(t, lone, fmt.Sprintf("net_adm:ping(%s)", atomIn(bs[0].Node()))))
+		for _, b := range bs {
+			waitUntil(t, b, "length(nodes()) =:= 3", wait)
+			require.Equal(t, "ok", eval(t, b, "global:sync()"))
+		}
+		require.NoError(t, gn.g.Sync(ctxFor(t, wait)))
+		select {
+		case <-me.Done():
+		case <-time.After(wait):
+			t.Fatal("the Go owner of dup (on the node sorting higher) was not killed")
+		}
+		assert.Equal(t, etf.Atom("killed"), me.Reason())
+		waitUntil(t, lone, "whereis(lone_dup2) =:= undefined andalso is_pid(whereis(keep_dup))", wait)
+		for _, b := range bs {
+			waitUntil(t, b, fmt.Sprintf("global:whereis_name(dup) =:= rpc:call(%s, erlang, whereis, [keep_dup])", atomIn(lone.Node())), wait)
+			waitUntil(t, b, fmt.Sprintf("global:whereis_name(dup2) =:= rpc:call(%s, erlang, whereis, [keep_dup2])", atomIn(bs[0].Node())), wait)
+		}
+		pid, ok := gn.g.Whereis(etf.Atom("dup"))
+		assert.True(t, ok)
+		assert.Equal(t, etf.Atom(lone.Node()), pid.Node)
+		pid, ok = gn.g.Whereis(etf.Atom("dup2"))
+		assert.True(t, ok)
+		assert.Equal(t, etf.Atom(bs[0].Node()), pid.Node)
+		noGlobalComplaints(t, bs)
+	})
+}
