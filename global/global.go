@@ -13,8 +13,9 @@
 // ends up connected to all of them.
 //
 // The node must be visible: its connections must carry handshake.FlagPublished (hidden
-// connections are ignored, as BEAM's global ignores them). Start global right after the node,
-// before it connects anywhere, as BEAM starts global before distribution traffic.
+// connections are ignored, as BEAM's global ignores them). Start global right after the node;
+// starting it later works too: the sessions with peers connected already restart (their first
+// init_connect found no server), as they do on BEAM when a connect gets out of step.
 package global
 
 import (

@@ -422,3 +422,24 @@ func TestSplitBrain(t *testing.T) {
 		noGlobalComplaints(t, bs)
 	})
 }
+
+// TestLateStart: global started on a Go node that is connected already (the BEAM side's first
+// init_connect found no server): the sessions restart and global:sync() still returns.
+func TestLateStart(t *testing.T) {
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
+		port, bs := startCluster(t, rt, 2)
+		gn := startGoWithout(t, port)
+		require.NoError(t, gn.n.Connect(ctxFor(t, wait), bs[0].Node()))
+		waitUntil(t, bs[0], fmt.Sprintf("lists:member(%s, nodes())", atomIn(gn.n.Self())), wait)
+		g, err := global.Start(gn.n, nil)
+		require.NoError(t, err)
+		defer g.Stop()
+		for _, b := range bs {
+			waitUntil(t, b, fmt.Sprintf("lists:member(%s, nodes())", atomIn(gn.n.Self())), wait)
+			assert.Equal(t, "ok", eval(t, b, "global:sync()"))
+		}
+		require.NoError(t, g.Sync(ctxFor(t, wait)))
+		assert.ElementsMatch(t, []string{bs[0].Node(), bs[1].Node()}, gn.n.Nodes())
+		noGlobalComplaints(t, bs)
+	})
+}

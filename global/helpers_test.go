@@ -52,6 +52,21 @@ func (l *logBuf) String() string {
 	return l.b.String()
 }
 
+// startGoWithout starts a visible Go node without global.
+func startGoWithout(t *testing.T, port int) *goNode {
+	t.Helper()
+	var o process.Options
+	o.Node.EPMDPort = port
+	o.Node.ListenAddr = "127.0.0.1"
+	o.Node.Flags = handshake.FlagPublished | handshake.FlagSpawn
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	n, err := process.Start(ctx, erltest.UniqueName("go")+"@localhost", testCookie, &o)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = n.Stop() })
+	return &goNode{n: n}
+}
+
 // startGo starts a visible Go node running global on the EPMD at port.
 func startGo(t *testing.T, port int) *goNode {
 	t.Helper()
