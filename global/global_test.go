@@ -443,3 +443,38 @@ func TestLateStart(t *testing.T) {
 		noGlobalComplaints(t, bs)
 	})
 }
+
+// TestHostileMessages: malformed calls, casts and messages to the Go node's global_name_server
+// are answered as far as global answers them, or dropped; the server keeps working.
+func TestHostileMessages(t *testing.T) {
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
+		port, bs := startCluster(t, rt, 1)
+		gn := startGo(t, port)
+		require.NoError(t, gn.n.Connect(ctxFor(t, wait), bs[0].Node()))
+		waitUntil(t, bs[0], fmt.Sprintf("lists:member(%s, nodes())", atomIn(gn.n.Self())), wait)
+		require.Equal(t, "ok", eval(t, bs[0], "global:sync()"))
+		to := fmt.Sprintf("{global_name_server, %s}", atomIn(gn.n.Self()))
+		assert.Equal(t, "false", eval(t, bs[0], `gen_server:call(`+to+`, {set_lock, not_a_lock_id}, 5000)`))
+		assert.Equal(t, "false", eval(t, bs[0], `gen_server:call(`+to+`, {set_lock, {a, b, c}}, 5000)`))
+		assert.Equal(t, "true", eval(t, bs[0], `gen_server:call(`+to+`, {del_lock, 42}, 5000)`))
+		assert.Equal(t, "yes", eval(t, bs[0], `gen_server:call(`+to+`, {register, n, not_a_pid, m}, 5000)`))
+		assert.Equal(t, "8", eval(t, bs[0], `gen_server:call(`+to+`, get_protocol_version, 5000)`))
+		eval(t, bs[0], to+` ! junk, `+to+` ! {lost_connection, 1, 2, 3, 4}, `+to+` ! {init_connect_ack, x}, `+
+			to+` ! {remove_connection, nobody@nowhere}, `+to+` ! {cancel_connect, nobody@nowhere, 1}, `+
+			`[gen_server:cast(`+to+`, M) || M <- [junk, {init_connect, 1, 2, 3}, {init_connect, {x, y}, n@h, z}, `+
+			`{exchange, 1, 2, 3, 4}, {resolved, n@h, x, y, z, w, v}, {new_nodes, n@h, x, y, z, w}, `+
+			`{lock_set, not_a_pid, true, [], 1}, {in_sync, 1, 2}, {init_connect, {8, 1}, nobody@nowhere, {locker, x, #{}, self()}}]], ok`)
+		// Still serving: a name round trip both ways.
+		p := gn.n.Spawn()
+		defer p.Exit(etf.Atom("normal"))
+		ok, err := gn.g.Register(ctxFor(t, wait), etf.Atom("still_here"), p.Pid())
+		require.NoError(t, err)
+		assert.True(t, ok)
+		assert.Equal(t, gn.n.Self(), eval(t, bs[0], `node(global:whereis_name(still_here))`))
+		assert.Equal(t, "yes", eval(t, bs[0], `global:register_name(from_beam, self())`))
+		assert.Eventually(t, func() bool { _, ok := gn.g.Whereis(etf.Atom("from_beam")); return ok }, wait, 10*time.Millisecond)
+		assert.Equal(t, "ok", eval(t, bs[0], "global:sync()"))
+		_, ok = gn.g.Whereis(etf.Atom("n"))
+		assert.False(t, ok, "a register of something that is not a pid is not kept")
+	})
+}
