@@ -1,6 +1,7 @@
 package global_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -476,5 +477,42 @@ func TestHostileMessages(t *testing.T) {
 		assert.Equal(t, "ok", eval(t, bs[0], "global:sync()"))
 		_, ok = gn.g.Whereis(etf.Atom("n"))
 		assert.False(t, ok, "a register of something that is not a pid is not kept")
+	})
+}
+
+// TestLocksFromGo: a lock taken from Go (Trans, SetLock) is held on the BEAM nodes too: BEAM's
+// global:trans on the same resource aborts meanwhile and gets it once Go lets go; a lock held on
+// BEAM keeps SetLock from Go waiting.
+func TestLocksFromGo(t *testing.T) {
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
+		port, bs := startCluster(t, rt, 2)
+		gn := startGo(t, port)
+		require.NoError(t, gn.n.Connect(ctxFor(t, wait), bs[0].Node()))
+		for _, b := range bs {
+			waitUntil(t, b, fmt.Sprintf("lists:member(%s, nodes())", atomIn(gn.n.Self())), wait)
+			require.Equal(t, "ok", eval(t, b, "global:sync()"))
+		}
+		require.Len(t, gn.g.VisibleNodes(), 3)
+		id := global.LockID{Resource: etf.Atom("gores"), Requester: etf.Atom("gouser")}
+		err := gn.g.Trans(ctxFor(t, wait), id, nil, func() error {
+			for _, b := range bs {
+				assert.Equal(t, "aborted", eval(t, b, `global:trans({gores, self()}, fun() -> got end, [node() | nodes()], 0)`))
+			}
+			return nil
+		})
+		require.NoError(t, err)
+		assert.Equal(t, "got", eval(t, bs[1], `global:trans({gores, self()}, fun() -> got end, [node() | nodes()], 10)`))
+
+		// Held on BEAM: Go waits, then gets it once the holder ends.
+		eval(t, bs[0], `Self = self(), H = spawn(fun() -> true = global:set_lock({beamres, self()}), Self ! locked, receive stop -> ok end end), register(holder, H), receive locked -> ok end`)
+		p := gn.n.Spawn()
+		defer p.Exit(etf.Atom("normal"))
+		bid := global.LockID{Resource: etf.Atom("beamres"), Requester: etf.Atom("go")}
+		assert.ErrorIs(t, gn.g.SetLock(ctxFor(t, 600*time.Millisecond), p, bid, nil), context.DeadlineExceeded)
+		eval(t, bs[0], `holder ! stop, ok`)
+		require.NoError(t, gn.g.SetLock(ctxFor(t, wait), p, bid, nil))
+		assert.True(t, gn.g.LockSet(etf.Atom("beamres")))
+		gn.g.DelLock(p, bid, nil)
+		assert.False(t, gn.g.LockSet(etf.Atom("beamres")))
 	})
 }
