@@ -94,13 +94,14 @@ func Start(n *process.Node, o *Options) (*Global, error) {
 	g.tables.init()
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.st = newState(g)
+	g.lk = newLocker(g) // before the server: its first message may need the locker's pid
 	srv, err := gen.StartServer(n, (*handler)(g), &gen.ServerOptions{Name: ServerName})
 	if err != nil {
 		g.cancel()
+		g.lk.p.Exit(etf.Atom("normal"))
 		return nil, fmt.Errorf("global: start %s: %w", ServerName, err)
 	}
-	g.srv = srv
-	g.lk = newLocker(g)
+	// g.srv was set by the server's Init, before any message.
 	g.wg.Add(2)
 	go func() {
 		defer g.wg.Done()

@@ -14,7 +14,10 @@ import (
 
 	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/global"
+	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/process"
 )
 
 // TestCluster: a visible Go node joins a cluster of three BEAM nodes by connecting to one; it
@@ -515,4 +518,30 @@ func TestLocksFromGo(t *testing.T) {
 		gn.g.DelLock(p, bid, nil)
 		assert.False(t, gn.g.LockSet(etf.Atom("beamres")))
 	})
+}
+
+// TestStartTwice: a second global on one node is refused (the name global_name_server is
+// taken), and Stop ends every goroutine (goleak checks at the end of the package).
+func TestStartTwice(t *testing.T) {
+	var o process.Options
+	o.Node.EPMD = node.EPMDNone
+	o.Node.ListenAddr = "127.0.0.1"
+	o.Node.ListenPort = erltest.FreePort(t)
+	o.Node.Flags = handshake.FlagPublished
+	n, err := process.Start(ctxFor(t, wait), erltest.UniqueName("go")+"@localhost", testCookie, &o)
+	require.NoError(t, err)
+	defer func() { _ = n.Stop() }()
+	g, err := global.Start(n, nil)
+	require.NoError(t, err)
+	_, err = global.Start(n, nil)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, process.ErrNameTaken)
+	known, err := g.Known()
+	require.NoError(t, err)
+	assert.Empty(t, known)
+	require.NoError(t, g.Sync(ctxFor(t, wait)))
+	g.Stop()
+	<-g.Done()
+	_, err = g.Known()
+	assert.Error(t, err)
 }
