@@ -545,3 +545,44 @@ func TestStartTwice(t *testing.T) {
 	_, err = g.Known()
 	assert.Error(t, err)
 }
+
+// TestGoToGo: two visible Go nodes running global (no BEAM at all) exchange names like BEAM
+// nodes do.
+func TestGoToGo(t *testing.T) {
+	port := erltest.FreePort(t)
+	start := func() (*process.Node, *global.Global) {
+		var o process.Options
+		o.Node.EPMDPort = port // the first node starts an embedded EPMD there
+		o.Node.ListenAddr = "127.0.0.1"
+		o.Node.Flags = handshake.FlagPublished | handshake.FlagSpawn
+		n, err := process.Start(ctxFor(t, wait), erltest.UniqueName("go")+"@localhost", testCookie, &o)
+		require.NoError(t, err)
+		g, err := global.Start(n, nil)
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			g.Stop()
+			_ = n.Stop()
+		})
+		return n, g
+	}
+	n1, g1 := start()
+	n2, g2 := start()
+	p := n1.Spawn()
+	ok, err := g1.Register(ctxFor(t, wait), []byte("binary name"), p.Pid())
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, n2.Connect(ctxFor(t, wait), n1.Self()))
+	require.NoError(t, g2.Sync(ctxFor(t, wait)))
+	require.NoError(t, g1.Sync(ctxFor(t, wait)))
+	pid, ok := g2.Whereis([]byte("binary name"))
+	require.True(t, ok)
+	assert.Equal(t, p.Pid(), pid)
+	_, err = g2.Send([]byte("binary name"), etf.Atom("hello"))
+	require.NoError(t, err)
+	assert.Equal(t, etf.Atom("hello"), recv(t, p, nil))
+	known, err := g1.Known()
+	require.NoError(t, err)
+	assert.Equal(t, []string{n2.Self()}, known)
+	p.Exit(etf.Atom("normal"))
+	assert.Eventually(t, func() bool { _, ok := g2.Whereis([]byte("binary name")); return !ok }, wait, 10*time.Millisecond)
+}
