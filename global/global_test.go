@@ -3,15 +3,18 @@ package global_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/global"
 	"github.com/distribute-go/distribute/handshake"
@@ -585,4 +588,64 @@ func TestGoToGo(t *testing.T) {
 	assert.Equal(t, []string{n2.Self()}, known)
 	p.Exit(etf.Atom("normal"))
 	assert.Eventually(t, func() bool { _, ok := g2.Whereis([]byte("binary name")); return !ok }, wait, 10*time.Millisecond)
+}
+
+// TestUnreachableOwner: a name registered on BEAM for a pid of a node that cannot be reached (it
+// is in EPMD, but its port accepts and never answers) does not hold up the Go node's server:
+// global:register_name and global:trans on BEAM return at once, and the name goes on both sides
+// when the connection attempts fail.
+func TestUnreachableOwner(t *testing.T) {
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
+		port, bs := startCluster(t, rt, 1, "-kernel", "net_setuptime", "2")
+		gn := startGo(t, port, func(o *process.Options) { o.Node.SetupTimeout = 2 * time.Second })
+		require.NoError(t, gn.n.Connect(ctxFor(t, wait), bs[0].Node()))
+		waitUntil(t, bs[0], fmt.Sprintf("lists:member(%s, nodes())", atomIn(gn.n.Self())), wait)
+		require.Equal(t, "ok", eval(t, bs[0], "global:sync()"))
+
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		var held []net.Conn
+		var mu sync.Mutex
+		accepted := make(chan struct{})
+		go func() {
+			defer close(accepted)
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				held = append(held, c) // never read nor answered
+				mu.Unlock()
+			}
+		}()
+		t.Cleanup(func() {
+			_ = ln.Close()
+			<-accepted
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range held {
+				_ = c.Close()
+			}
+		})
+		ghost := erltest.UniqueName("ghost")
+		reg, err := (&epmd.Client{Port: port}).Register(ctxFor(t, wait), epmd.NodeInfo{Name: ghost, Port: ln.Addr().(*net.TCPAddr).Port})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = reg.Close() })
+
+		gnode := ghost + "@localhost"
+		out := eval(t, bs[0], fmt.Sprintf(`N = atom_to_binary(%s), G = binary_to_term(<<131, 88, 119, (byte_size(N)), N/binary, 1:32, 0:32, 1:32>>), `+
+			`{T1, yes} = timer:tc(fun() -> global:register_name(ghostname, G) end), `+
+			`{T2, done} = timer:tc(fun() -> global:trans({res, self()}, fun() -> done end) end), (T1 + T2) div 1000`, atomIn(gnode)))
+		ms, err := strconv.Atoi(out)
+		require.NoError(t, err, out)
+		t.Logf("%s: register_name of an unreachable node's pid and a trans took %d ms", rt.Name, ms)
+		assert.Less(t, ms, 1500, "global on BEAM waited for the Go node")
+		pid, ok := gn.g.Whereis(etf.Atom("ghostname"))
+		if assert.True(t, ok) {
+			assert.Equal(t, etf.Atom(gnode), pid.Node)
+		}
+		assert.Eventually(t, func() bool { _, ok := gn.g.Whereis(etf.Atom("ghostname")); return !ok }, wait, 20*time.Millisecond)
+		waitUntil(t, bs[0], "global:whereis_name(ghostname) =:= undefined", wait)
+	})
 }

@@ -68,7 +68,7 @@ func startGoWithout(t *testing.T, port int) *goNode {
 }
 
 // startGo starts a visible Go node running global on the EPMD at port.
-func startGo(t *testing.T, port int) *goNode {
+func startGo(t *testing.T, port int, tune ...func(*process.Options)) *goNode {
 	t.Helper()
 	reg := rpc.NewRegistry()
 	var o process.Options
@@ -76,6 +76,9 @@ func startGo(t *testing.T, port int) *goNode {
 	o.Node.ListenAddr = "127.0.0.1"
 	o.Node.Flags = handshake.FlagPublished // until node gets its Visible option
 	reg.Configure(&o)
+	for _, f := range tune {
+		f(&o)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	n, err := process.Start(ctx, erltest.UniqueName("go")+"@localhost", testCookie, &o)

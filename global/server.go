@@ -48,6 +48,8 @@ type state struct {
 	creation  int64 // creation extension + creation, as lost_connection carries it
 	nextTag   int64
 	nextOp    int64
+	// pendingMons: monitors of pids of nodes not connected yet, by their placeholder ref
+	pendingMons map[etf.Ref]etf.Pid
 }
 
 // session is what global.erl keeps per node in its process dictionary.
@@ -97,6 +99,12 @@ type (
 	}
 	extraNodedownMsg struct{ node string }
 	resendMsg        struct{ cast etf.Term }
+	// monitorReadyMsg: the connection a pending monitor waited for is up (ok) or failed.
+	monitorReadyMsg struct {
+		placeholder etf.Ref
+		pid         etf.Pid
+		ok          bool
+	}
 )
 
 func newState(g *Global) *state {
@@ -104,7 +112,7 @@ func newState(g *Global) *state {
 	return &state{
 		known: map[string]int{}, pending: map[string]int{}, removing: map[string]bool{},
 		connID: map[string]int64{}, resolvers: map[string]*resolver{}, syncers: map[*syncer]struct{}{},
-		sess: map[string]*session{}, lostConn: map[[2]string]lostInfo{},
+		sess: map[string]*session{}, lostConn: map[[2]string]lostInfo{}, pendingMons: map[etf.Ref]etf.Pid{},
 		creation: ext + int64(g.n.Creation()) + 1<<59,
 		nextTag:  -(1 << 59) + rand.Int64N(1<<20),
 	}
@@ -298,6 +306,9 @@ func (h *handler) HandleInfo(msg etf.Term) error {
 		return nil
 	case resendMsg:
 		return h.HandleCast(m.cast)
+	case monitorReadyMsg:
+		g.monitorReady(m)
+		return nil
 	case etf.Tuple:
 		return g.info(m)
 	}
@@ -934,7 +945,7 @@ func (g *Global) insNameExt(name etf.Term, pid etf.Pid, method etf.Term, regNode
 }
 
 func (g *Global) insertName(name etf.Term, pid etf.Pid, method etf.Term, from etf.Term, extra etf.Term) {
-	ref, _ := g.proc().Monitor(pid)
+	ref := g.monitor(pid)
 	k := termKey(name)
 	g.mu.Lock()
 	g.tables.saveNodeRes(string(pid.Node), ref)
@@ -1012,7 +1023,7 @@ func (g *Global) deleteNameKeepPid(name etf.Term) {
 	}
 	g.mu.Unlock()
 	if e != nil {
-		g.proc().Demonitor(e.ref)
+		g.demonitor(e.ref)
 	}
 }
 
@@ -1026,7 +1037,7 @@ func (g *Global) deleteName(name etf.Term) {
 	}
 	g.mu.Unlock()
 	if e != nil {
-		g.proc().Demonitor(e.ref)
+		g.demonitor(e.ref)
 	}
 }
 
@@ -1047,7 +1058,7 @@ func (g *Global) deleteNodeResources(node string) {
 	}
 	g.mu.Unlock()
 	for r := range refs {
-		g.proc().Demonitor(r)
+		g.demonitor(r)
 		g.deleteLockByRef(r)
 		g.delNameByRef(r)
 	}
@@ -1096,7 +1107,7 @@ func (g *Global) handleSetLock(id etf.Term, pid etf.Pid) bool {
 			return true
 		}
 	}
-	ref, _ := g.proc().Monitor(pid)
+	ref := g.monitor(pid)
 	k := termKey(t[0])
 	g.mu.Lock()
 	g.tables.saveNodeRes(string(pid.Node), ref)
@@ -1156,7 +1167,7 @@ func (g *Global) removeLock(k string, pid etf.Pid, down bool) {
 	}
 	g.mu.Unlock()
 	for _, r := range refs {
-		g.proc().Demonitor(r)
+		g.demonitor(r)
 	}
 }
 
@@ -1315,4 +1326,75 @@ func (g *Global) syncedEvent(node string) {
 			delete(g.st.syncers, sy)
 		}
 	}
+}
+
+// monitor monitors pid from the server. A pid of a node we are not connected to gets a
+// placeholder reference at once and the connection is set up in the background, as BEAM's
+// erlang:monitor does it, so the server never waits for a connection (up to the setup time for
+// an unreachable node) while peers wait for its answers.
+func (g *Global) monitor(pid etf.Pid) etf.Ref {
+	node := string(pid.Node)
+	if node == g.self || g.n.Conn(node) != nil {
+		ref, _ := g.proc().Monitor(pid)
+		return ref
+	}
+	ph := g.n.MakeRef()
+	g.st.pendingMons[ph] = pid
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		err := g.n.Connect(g.ctx, node)
+		if g.ctx.Err() == nil {
+			g.toServer(monitorReadyMsg{placeholder: ph, pid: pid, ok: err == nil})
+		}
+	}()
+	return ph
+}
+
+// monitorReady turns a placeholder into a real monitor, or, when the connection failed, acts as
+// the DOWN (noconnection) the monitor would have given.
+func (g *Global) monitorReady(m monitorReadyMsg) {
+	if _, ok := g.st.pendingMons[m.placeholder]; !ok {
+		return // its name or lock went meanwhile
+	}
+	delete(g.st.pendingMons, m.placeholder)
+	if !m.ok || g.n.Conn(string(m.pid.Node)) == nil {
+		g.info(etf.Tuple{etf.Atom("DOWN"), m.placeholder, etf.Atom("process"), m.pid, etf.Atom("noconnection")})
+		return
+	}
+	ref, _ := g.proc().Monitor(m.pid)
+	g.mu.Lock()
+	t := &g.tables
+	if k, ok := t.nameRefs[m.placeholder]; ok {
+		delete(t.nameRefs, m.placeholder)
+		t.nameRefs[ref] = k
+		if e := t.names[k]; e != nil && e.ref == m.placeholder {
+			e.ref = ref
+		}
+	}
+	if k, ok := t.lockRefs[m.placeholder]; ok {
+		delete(t.lockRefs, m.placeholder)
+		t.lockRefs[ref] = k
+		if l := t.locks[k]; l != nil {
+			for i := range l.holders {
+				if l.holders[i].ref == m.placeholder {
+					l.holders[i].ref = ref
+				}
+			}
+		}
+	}
+	if node, ok := t.resNode[m.placeholder]; ok {
+		t.deleteNodeRes(m.placeholder)
+		t.saveNodeRes(node, ref)
+	}
+	g.mu.Unlock()
+}
+
+// demonitor drops a monitor the server holds, or a pending one.
+func (g *Global) demonitor(ref etf.Ref) {
+	if _, ok := g.st.pendingMons[ref]; ok {
+		delete(g.st.pendingMons, ref)
+		return
+	}
+	g.proc().Demonitor(ref)
 }
