@@ -170,6 +170,16 @@ func (g *Global) resetNodeState(node string) { delete(g.st.sess, node) }
 
 func (h *handler) HandleCall(from gen.From, req etf.Term) (etf.Term, error) {
 	g := h.g()
+	reply, err := h.call(from, req)
+	if err != nil {
+		return nil, err
+	}
+	g.reply(from.Term(), reply)
+	return nil, gen.ErrNoReply
+}
+
+func (h *handler) call(from gen.From, req etf.Term) (etf.Term, error) {
+	g := h.g()
 	t, _ := req.(etf.Tuple)
 	if a, ok := req.(etf.Atom); ok {
 		switch a {
@@ -1086,7 +1096,7 @@ func (g *Global) doWhereis(name, from etf.Term) {
 	if pid, ok := g.Whereis(name); ok {
 		reply = pid
 	}
-	_ = g.proc().Reply(from, reply)
+	g.reply(from, reply)
 }
 
 // ---- locks ----
@@ -1244,7 +1254,27 @@ func (g *Global) removeConnection(node string) {
 
 type outMsg struct {
 	msg      etf.Term
-	volatile bool // drop it when not connected (erlang:send with noconnect)
+	volatile bool     // drop it when not connected (erlang:send with noconnect)
+	replyTo  etf.Term // a call's {Pid, Tag}: msg is the reply
+}
+
+// reply answers a call: a local caller at once, a remote one through the outbox, so that the
+// server never waits for a connection (the caller's may have gone) and the reply keeps its
+// order with the server's other messages to that node.
+func (g *Global) reply(from etf.Term, reply etf.Term) {
+	t, _ := from.(etf.Tuple)
+	if len(t) != 2 {
+		return
+	}
+	pid, ok := t[0].(etf.Pid)
+	if !ok {
+		return
+	}
+	if string(pid.Node) == g.self {
+		_ = g.proc().Reply(from, reply)
+		return
+	}
+	g.post(string(pid.Node), outMsg{msg: reply, replyTo: from})
 }
 
 // cast sends a $gen_cast to global_name_server on node, from the server's process, without
@@ -1287,6 +1317,10 @@ func (g *Global) drain(node string) {
 		g.oq[node] = q[1:]
 		g.omu.Unlock()
 		if m.volatile && g.n.Conn(node) == nil {
+			continue
+		}
+		if m.replyTo != nil {
+			_ = g.proc().Reply(m.replyTo, m.msg)
 			continue
 		}
 		_ = g.proc().Send(process.Name{Name: ServerName, Node: node}, m.msg)
