@@ -466,6 +466,12 @@ func TestHostileMessages(t *testing.T) {
 		assert.Equal(t, "true", eval(t, bs[0], `gen_server:call(`+to+`, {del_lock, 42}, 5000)`))
 		assert.Equal(t, "yes", eval(t, bs[0], `gen_server:call(`+to+`, {register, n, not_a_pid, m}, 5000)`))
 		assert.Equal(t, "8", eval(t, bs[0], `gen_server:call(`+to+`, get_protocol_version, 5000)`))
+		// Replies go to the alias in the tag, as gen:reply sends them: [alias|A] (gen:call of
+		// OTP 24+) and [[alias|A]|Ref] (gen_server:multi_call of OTP 26+), not to the pid.
+		for _, tag := range []string{`[alias|A]`, `[[alias|A]|make_ref()]`} {
+			assert.Equal(t, "8", eval(t, bs[0], `A = alias(), Y = spawn(fun() -> receive _ -> ok end end), T = `+tag+`, `+
+				to+` ! {'$gen_call', {Y, T}, get_protocol_version}, receive {T, V} -> V after 5000 -> timeout end`), tag)
+		}
 		eval(t, bs[0], to+` ! junk, `+to+` ! {lost_connection, 1, 2, 3, 4}, `+to+` ! {init_connect_ack, x}, `+
 			to+` ! {remove_connection, nobody@nowhere}, `+to+` ! {cancel_connect, nobody@nowhere, 1}, `+
 			`[gen_server:cast(`+to+`, M) || M <- [junk, {init_connect, 1, 2, 3}, {init_connect, {x, y}, n@h, z}, `+

@@ -1253,14 +1253,15 @@ func (g *Global) removeConnection(node string) {
 // ---- sending ----
 
 type outMsg struct {
+	to       any // a process.Name, a pid or an alias
 	msg      etf.Term
-	volatile bool     // drop it when not connected (erlang:send with noconnect)
-	replyTo  etf.Term // a call's {Pid, Tag}: msg is the reply
+	volatile bool // drop it when not connected (erlang:send with noconnect)
 }
 
-// reply answers a call: a local caller at once, a remote one through the outbox, so that the
-// server never waits for a connection (the caller's may have gone) and the reply keeps its
-// order with the server's other messages to that node.
+// reply answers a call as gen:reply does, the multi_call tag of OTP 26+ ([[alias|Alias]|Ref])
+// included: a local caller at once, a remote one through the outbox, so that the server never
+// waits for a connection (the caller's may have gone) and the reply keeps its order with the
+// server's other messages to that node.
 func (g *Global) reply(from etf.Term, reply etf.Term) {
 	t, _ := from.(etf.Tuple)
 	if len(t) != 2 {
@@ -1270,22 +1271,41 @@ func (g *Global) reply(from etf.Term, reply etf.Term) {
 	if !ok {
 		return
 	}
+	var to any = pid
+	if l, ok := t[1].(etf.ImproperList); ok && len(l.Elems) == 1 {
+		if alias, ok := aliasOf(l); ok {
+			to = alias // [alias|Alias]
+		} else if inner, ok := l.Elems[0].(etf.ImproperList); ok {
+			if alias, ok := aliasOf(inner); ok {
+				to = alias // [[alias|Alias]|Ref]
+			}
+		}
+	}
+	msg := etf.Tuple{t[1], reply}
 	if string(pid.Node) == g.self {
-		_ = g.proc().Reply(from, reply)
+		_ = g.proc().Send(to, msg)
 		return
 	}
-	g.post(string(pid.Node), outMsg{msg: reply, replyTo: from})
+	g.post(string(pid.Node), outMsg{to: to, msg: msg})
+}
+
+func aliasOf(l etf.ImproperList) (etf.Ref, bool) {
+	if len(l.Elems) != 1 || l.Elems[0] != etf.Atom("alias") {
+		return etf.Ref{}, false
+	}
+	r, ok := l.Tail.(etf.Ref)
+	return r, ok
 }
 
 // cast sends a $gen_cast to global_name_server on node, from the server's process, without
 // blocking the server: messages to one node go out in order from one goroutine.
 func (g *Global) cast(node string, msg etf.Term) {
-	g.post(node, outMsg{msg: etf.Tuple{etf.Atom("$gen_cast"), msg}})
+	g.post(node, outMsg{to: process.Name{Name: ServerName, Node: node}, msg: etf.Tuple{etf.Atom("$gen_cast"), msg}})
 }
 
 // sendVolatile sends a plain message to global_name_server on node if it is connected.
 func (g *Global) sendVolatile(node string, msg etf.Term) {
-	g.post(node, outMsg{msg: msg, volatile: true})
+	g.post(node, outMsg{to: process.Name{Name: ServerName, Node: node}, msg: msg, volatile: true})
 }
 
 func (g *Global) post(node string, m outMsg) {
@@ -1319,11 +1339,7 @@ func (g *Global) drain(node string) {
 		if m.volatile && g.n.Conn(node) == nil {
 			continue
 		}
-		if m.replyTo != nil {
-			_ = g.proc().Reply(m.replyTo, m.msg)
-			continue
-		}
-		_ = g.proc().Send(process.Name{Name: ServerName, Node: node}, m.msg)
+		_ = g.proc().Send(m.to, m.msg)
 	}
 }
 
