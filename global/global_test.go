@@ -85,6 +85,24 @@ func TestCluster(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, ok)
 
+		// Unregistered from Go, and a Go-registered name unregistered from BEAM.
+		tmp := gn.n.Spawn()
+		defer tmp.Exit(etf.Atom("normal"))
+		ok, err = gn.g.Register(ctxFor(t, wait), etf.Atom("go_tmp"), tmp.Pid())
+		require.NoError(t, err)
+		require.True(t, ok)
+		assert.Equal(t, self, eval(t, bs[1], `node(global:whereis_name(go_tmp))`))
+		require.NoError(t, gn.g.Unregister(ctxFor(t, wait), etf.Atom("go_tmp")))
+		for _, b := range bs {
+			assert.Equal(t, "undefined", eval(t, b, `global:whereis_name(go_tmp)`))
+		}
+		ok, err = gn.g.Register(ctxFor(t, wait), etf.Atom("go_tmp2"), tmp.Pid())
+		require.NoError(t, err)
+		require.True(t, ok)
+		eval(t, bs[2], `global:unregister_name(go_tmp2)`)
+		_, ok = gn.g.Whereis(etf.Atom("go_tmp2"))
+		assert.False(t, ok, "unregistered from BEAM")
+
 		// The name goes when the Go process ends.
 		me.Exit(etf.Atom("normal"))
 		for _, b := range bs {
