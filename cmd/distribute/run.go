@@ -16,23 +16,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/global"
 	"github.com/distribute-go/distribute/health"
 	"github.com/distribute-go/distribute/node"
+	"github.com/distribute-go/distribute/pg"
 	"github.com/distribute-go/distribute/process"
 	"github.com/distribute-go/distribute/rpc"
 )
 
 const runUsage = `
-Usage: distribute run (--name NAME | --sname NAME) [--connect NODE]... [--mailbox NAME]... [--visible] [--http ADDR] [flags]
+Usage: distribute run (--name NAME | --sname NAME) [--connect NODE]... [--mailbox NAME]... [--global] [--visible] [--http ADDR] [flags]
 
 Runs a node until SIGINT or SIGTERM, then stops it cleanly (it unregisters
 from EPMD and closes its links) and exits 0. The node is hidden, like
 erl_call or a jinterface node: BEAM lists it in nodes(hidden), not in
 nodes(), and its global and pg never see it. With --visible it is published,
 as a BEAM node is: it shows in nodes() of its peers, net_kernel:monitor_nodes
-reports it, and BEAM's rex, global and pg talk to it. This command answers
-rex but takes part in neither global nor pg, so global:sync() on a BEAM peer
-waits for it. Use --visible for a node that must be seen as a cluster member
+reports it, and BEAM's rex, global and pg talk to it: the node then takes
+part in global (global:sync() on its peers returns, it connects to the whole
+cluster as BEAM's connect_all does, and global names go both ways) and in the
+default pg scope. Use --visible for a node that must be seen as a cluster member
 (a health loop that pings nodes()); stay hidden for a sidecar that only
 probes. The other commands (ping, send, health) are always hidden. Once up
 it prints one of:
@@ -50,7 +53,9 @@ Each --mailbox NAME registers a process NAME on the node that prints every
 message it receives on stdout, one line per message: NAME, a space, and the
 message as Erlang term text, exactly as io_lib:format("~0tp", [Msg]) prints
 it (so Erlang's {NAME, Node} ! Msg and Elixir's send({NAME, Node}, msg)
-show up there).
+show up there). With --global (needs --visible) each mailbox is also
+registered as a global name, so global:send(NAME, Msg) reaches it from any
+node; a name another node holds already is a failure at start.
 --name and --sname take erl's meanings: --name is a long name (alive alone
 gets this machine's fully qualified host, or 127.0.0.1 when every --connect
 node is on a loopback IP), --sname a short one (alive alone gets the host
@@ -122,7 +127,8 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	httpAddr := c.fs.String("http", "", "serve /livez, /readyz, /health, /healthz and /metrics on `ADDR`: host:port, :port or port")
 	var mailboxes stringList
 	c.fs.Var(&mailboxes, "mailbox", "register a process `NAME` that prints each message it receives on stdout (repeatable)")
-	visible := c.fs.Bool("visible", false, "publish the node: BEAM peers list it in nodes() and monitor_nodes reports it (default hidden)")
+	visible := c.fs.Bool("visible", false, "publish the node: BEAM peers list it in nodes() and monitor_nodes reports it; it takes part in global and pg (default hidden)")
+	globalNames := c.fs.Bool("global", false, "register every --mailbox NAME as a global name too (needs --visible)")
 	interval := secondsValue(5 * time.Second)
 	c.fs.Var(&interval, "health-interval", "time `BETWEEN` two background health checks: seconds, or a duration with a unit")
 	pos, code, done := c.parse(args)
@@ -134,6 +140,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if interval <= 0 {
 		return c.usageFail(fmt.Errorf("--health-interval must be positive"))
+	}
+	if *globalNames && !*visible {
+		return c.usageFail(fmt.Errorf("--global needs --visible: global names live on published nodes"))
+	}
+	if *globalNames && len(mailboxes) == 0 {
+		return c.usageFail(fmt.Errorf("--global registers the --mailbox names: give at least one --mailbox"))
 	}
 	for i, mb := range mailboxes {
 		if err := validAtom(mb); err != nil {
@@ -204,11 +216,41 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_ = n.Stop()
 		return c.fail(fmt.Errorf("rex: %w", err))
 	}
+	// A visible node takes part in global (or BEAM's global:sync() would wait for it) and in
+	// the default pg scope.
+	var glob *global.Global
+	var stops []func() // before the node stops: global and pg, last started first
+	if *visible {
+		if glob, err = global.Start(n, &global.Options{RPC: reg, Logger: log}); err != nil {
+			_ = n.Stop()
+			return c.fail(fmt.Errorf("global: %w", err))
+		}
+		stops = append(stops, glob.Stop)
+		scope, err := pg.Start(n, "pg", &pg.Options{Logger: log})
+		if err != nil {
+			_ = n.Stop()
+			return c.fail(fmt.Errorf("pg: %w", err))
+		}
+		stops = append(stops, scope.Stop)
+	}
 	out := &lockedWriter{w: stdout}
 	for _, mb := range mailboxes {
-		if err := startMailbox(n, mb, out); err != nil {
+		p, err := startMailbox(n, mb, out)
+		if err != nil {
 			_ = n.Stop()
 			return c.fail(err)
+		}
+		if *globalNames {
+			gctx, cancel := context.WithTimeout(ctx, timeout)
+			ok, err := glob.Register(gctx, etf.Atom(mb), p.Pid())
+			cancel()
+			if err == nil && !ok {
+				err = fmt.Errorf("the global name is taken")
+			}
+			if err != nil {
+				_ = n.Stop()
+				return c.fail(fmt.Errorf("--global %s: %w", mb, err))
+			}
 		}
 	}
 	out.printf("node %s listening on port %d (%s)\n", n.Self(), n.Port(), epmdState(n, cfg.opts.EPMD))
@@ -243,6 +285,9 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			_ = srv.Close()
 		}
 		cancel()
+	}
+	for i := len(stops) - 1; i >= 0; i-- {
+		stops[i]()
 	}
 	if err := n.Stop(); err != nil {
 		log.Debug("stop", "err", err)
@@ -349,15 +394,15 @@ func (l *lockedWriter) printf(format string, args ...any) {
 // startMailbox registers a process name on n that prints each message it receives on out,
 // as "NAME TERM" with TERM as ~0tp prints it. It runs on the delivering goroutine, so the
 // messages of one sender come out in their order.
-func startMailbox(n *process.Node, name string, out *lockedWriter) error {
+func startMailbox(n *process.Node, name string, out *lockedWriter) (*process.Process, error) {
 	p := n.SpawnHandler(func(_ *process.Process, m etf.Term) {
 		out.printf("%s %s\n", name, etf.Format(m))
 	})
 	if err := n.Register(etf.Atom(name), p); err != nil {
 		p.Exit(etf.Atom("normal"))
-		return fmt.Errorf("--mailbox %s: %w", name, err)
+		return nil, fmt.Errorf("--mailbox %s: %w", name, err)
 	}
-	return nil
+	return p, nil
 }
 
 // newHTTPServer serves the probes and /metrics for n.

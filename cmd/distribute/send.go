@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/distribute-go/distribute/etf"
+	"github.com/distribute-go/distribute/global"
 	"github.com/distribute-go/distribute/process"
 )
 
 const sendUsage = `
-Usage: distribute send [flags] NODE NAME TERM
+Usage: distribute send [--global] [flags] NODE NAME TERM
 
 Sends TERM to the process registered as NAME on NODE, like
 {NAME, NODE} ! TERM, from a short-lived hidden node, and exits 0 once NODE
@@ -22,9 +23,14 @@ optional), for example:
   distribute send app@host inbox '{hello, <<"x">>, [1,2,3], #{k => v}}'
 Pids, references, ports and funs cannot be written as text.
 
-"Received" means: the message went out on the connection, and NODE then
-answered a ping sent after it on the same connection, so NODE has taken the
-message in. As with Erlang's !, a NAME that nothing is registered under on
+With --global, NAME is a global name (global:register_name/2): it is looked
+up on NODE (global:whereis_name, by rpc) and the message goes to the process
+that holds it, on whichever node that is, like global:send(NAME, TERM). A
+name nobody holds is a failure (exit 1), as global:send raises.
+
+"Received" means: the message went out on the connection, and the node it
+went to then answered a ping sent after it on the same connection, so that
+node has taken the message in. As with Erlang's !, a NAME that nothing is registered under on
 NODE drops the message without an error.
 
 The node only dials out (no EPMD registration; see distribute ping --help
@@ -40,6 +46,7 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	c := newCommand("send", sendUsage, stdout, stderr)
 	var cf clientFlags
 	cf.register(c.fs, "distribute-<random hex>")
+	asGlobal := c.fs.Bool("global", false, "NAME is a global name, looked up on NODE (global:send)")
 	pos, code, done := c.parse(args)
 	if done {
 		return code
@@ -64,15 +71,24 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := connectOne(ctx, n, target, timeout); err != nil {
 		return c.fail(fmt.Errorf("send to %s: %s", target, reason(err)))
 	}
-	if err := n.Send(process.Name{Name: etf.Atom(name), Node: target}, msg); err != nil {
+	via := target // the node the message goes to
+	if *asGlobal {
+		gctx, cancel := context.WithTimeout(ctx, timeout)
+		pid, err := global.SendOn(gctx, n, target, etf.Atom(name), msg)
+		cancel()
+		if err != nil {
+			return c.fail(fmt.Errorf("send to the global name %s: %v", name, err))
+		}
+		via = string(pid.Node)
+	} else if err := n.Send(process.Name{Name: etf.Atom(name), Node: target}, msg); err != nil {
 		return c.fail(fmt.Errorf("send to %s: %s", target, reason(err)))
 	}
 	// A round trip after the message proves the peer took it in: frames on a connection are
 	// handled in order. Any answer will do (ergo, for one, answers the ping with nil).
 	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if _, err := n.PingRTT(pctx, target); err != nil && !errors.Is(err, process.ErrPang) {
-		return c.fail(fmt.Errorf("send to %s: the message was queued but not confirmed: %s", target, reason(err)))
+	if _, err := n.PingRTT(pctx, via); err != nil && !errors.Is(err, process.ErrPang) {
+		return c.fail(fmt.Errorf("send to %s: the message was queued but not confirmed: %s", via, reason(err)))
 	}
 	log.Debug("sent", "node", target, "name", name)
 	return exitOK
