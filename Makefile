@@ -5,6 +5,7 @@ FUZZTIME ?= 30s
 # Fuzz targets run by `make fuzz` (package:target).
 FUZZ_TARGETS := \
 	./etf:FuzzDecode \
+	./etf:FuzzParse \
 	./control:FuzzDecode \
 	./control:FuzzReader \
 	./epmd:FuzzServerRequest \
