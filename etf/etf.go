@@ -29,6 +29,10 @@
 // file:consult/1 do), and Format prints a term on one line exactly as io_lib:format("~0tp", [T])
 // does, so that Parse(Format(t)) is Equal to t (pids, ports, references and local funs excepted).
 // Compare and Equal order and compare terms as Erlang does.
+//
+// Struct mapping: Marshal and Unmarshal map Go values to terms and back, like encoding/json: structs to
+// maps with atom keys (or to tagged tuples, see TupleTag), strings to binaries (or charlists or atoms,
+// by struct tag), slices to lists, with errors that name the path of the offending term.
 package etf
 
 import (

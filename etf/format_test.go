@@ -1,14 +1,8 @@
 package etf_test
 
 import (
-	"bufio"
-	"context"
 	"encoding/hex"
-	"flag"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -21,15 +15,14 @@ import (
 	"github.com/distribute-go/distribute/internal/erltest"
 )
 
-var otpChroot = flag.String("etf.chroot", "", "also cross-check Format against the erl in this chroot (e.g. ~/.cache/distribute/otp/sid)")
-
 // erlBatch evaluates Erlang expressions in one erl, in order, and returns each value as ~0tp prints it.
 // It is the runtime parameter of the zoo check (erltest.ForEachRuntime can supply one per runtime).
 type erlBatch func(t *testing.T, exprs []string) []string
 
-// hostErl is an erlBatch on one erl started with erltest (Control), reused for the whole zoo.
-func hostErl(t *testing.T) erlBatch {
-	node := erltest.StartErl(t, erltest.ErlOptions{Control: true})
+// runtimeErl is an erlBatch on one erl of runtime rt started with erltest (Control), reused for
+// the whole zoo.
+func runtimeErl(t *testing.T, rt *erltest.Runtime) erlBatch {
+	node := erltest.StartErl(t, erltest.ErlOptions{Runtime: rt, Control: true})
 	return func(t *testing.T, exprs []string) []string {
 		out := make([]string, len(exprs))
 		for i, e := range exprs {
@@ -37,34 +30,6 @@ func hostErl(t *testing.T) erlBatch {
 			require.NoError(t, err, "evaluating %.200s", e)
 			out[i] = v
 		}
-		return out
-	}
-}
-
-// chrootErl is an erlBatch that runs a one-shot erl in a chroot (by hand: go test -etf.chroot=DIR).
-func chrootErl(dir string) erlBatch {
-	return func(t *testing.T, exprs []string) []string {
-		file := filepath.Join(dir, "tmp", fmt.Sprintf("etf-zoo-%d.txt", os.Getpid()))
-		require.NoError(t, os.WriteFile(file, []byte(strings.Join(exprs, "\n")+"\n"), 0o644))
-		defer os.Remove(file)
-		inside := "/tmp/" + filepath.Base(file)
-		eval := `{ok, B} = file:read_file("` + inside + `"), ` +
-			`[begin {ok, Ts, _} = erl_scan:string(binary_to_list(L)), {ok, Es} = erl_parse:parse_exprs(Ts ++ [{dot, 1}]), ` +
-			`{value, V, _} = erl_eval:exprs(Es, []), io:format("R ~0tp~n", [V]) end || L <- binary:split(B, <<"\n">>, [global]), L =/= <<>>], halt().`
-		ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "chroot", dir, "env", "HOME=/root", "erl", "-noshell", "-eval", eval)
-		raw, err := cmd.CombinedOutput()
-		require.NoError(t, err, "%.2000s", raw)
-		var out []string
-		sc := bufio.NewScanner(strings.NewReader(string(raw)))
-		sc.Buffer(nil, 64<<20)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "R "); ok {
-				out = append(out, v)
-			}
-		}
-		require.Len(t, out, len(exprs), "%.2000s", raw)
 		return out
 	}
 }
@@ -169,13 +134,9 @@ func checkZoo(t *testing.T, run erlBatch) {
 	}
 }
 
-// TestFormatMatchesErl is the zoo cross-check on the host's erl (and, with -etf.chroot, another one).
+// TestFormatMatchesErl is the zoo cross-check on every runtime (OTP 25, 27 and the newest).
 func TestFormatMatchesErl(t *testing.T) {
-	erltest.RequireErl(t)
-	checkZoo(t, hostErl(t))
-	if *otpChroot != "" {
-		t.Run(filepath.Base(*otpChroot), func(t *testing.T) { checkZoo(t, chrootErl(*otpChroot)) })
-	}
+	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) { checkZoo(t, runtimeErl(t, rt)) })
 }
 
 func TestFormat(t *testing.T) {

@@ -70,7 +70,7 @@ func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		`{hello, <<"x">>, [1,2,3], #{k => v}}`, `'a\x{1F600}b'`, `16#ff`, `$\n`, `-1.5e-10`, `"日本"`,
 		`<<"é"/utf8, 1:3, 2.5/float, (-1):12/little>>`, `[a|b]`, `#{1 => a, 1.0 => b}`, `fun m:f/2`,
-		`%% c\n{a}.`, `1_000`, `[$a|"bc"]`, `<<<<"abc">>:2/binary>>`, `'maybe'`, `- (3)`, `36#Zz`,
+		`%% c\n{a}.`, `~b"x\n"`, `~S(a\b)`, "\"\"\"\n  a\n  \"\"\"", `1_000`, `[$a|"bc"]`, `<<<<"abc">>:2/binary>>`, `'maybe'`, `- (3)`, `36#Zz`,
 	} {
 		f.Add(s)
 	}

@@ -77,95 +77,127 @@ func classOf(t Term) int {
 	return classOther
 }
 
-// compareTerms orders a and b; exact is map-key order (integers before floats, =:= equality).
+// cmpPair is two terms still to compare; exact is map-key order (integers before floats, =:=).
+type cmpPair struct {
+	a, b  Term
+	exact bool
+}
+
+// compareTerms orders a and b; exact is map-key order (integers before floats, =:= equality). Term
+// order is lexicographic over the terms' structure, so it walks pairs of subterms with an explicit
+// stack (no recursion, whatever the depth) and stops at the first pair that differs.
 func compareTerms(a, b Term, exact bool) int {
-	if ia, ok := a.(ImproperList); ok && len(ia.Elems) == 0 {
-		return compareTerms(ia.Tail, b, exact)
-	}
-	if ib, ok := b.(ImproperList); ok && len(ib.Elems) == 0 {
-		return compareTerms(a, ib.Tail, exact)
-	}
-	ca, cb := classOf(a), classOf(b)
-	if ca != cb {
-		return cmp.Compare(ca, cb)
-	}
-	switch ca {
-	case classNumber:
-		return compareNumbers(a, b, exact)
-	case classAtom:
-		return cmp.Compare(atomText(a), atomText(b))
-	case classRef:
-		x, y := a.(Ref), b.(Ref)
-		if c := cmp.Compare(x.Node, y.Node); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.Len, y.Len); c != 0 {
-			return c
-		}
-		for i := int(x.Len) - 1; i >= 0; i-- {
-			if c := cmp.Compare(x.ID[i], y.ID[i]); c != 0 {
-				return c
+	var buf [8]cmpPair
+	stack := append(buf[:0], cmpPair{a, b, exact})
+	for len(stack) > 0 {
+		p := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		a, b, exact := p.a, p.b, p.exact
+		for {
+			if ia, ok := a.(ImproperList); ok && len(ia.Elems) == 0 {
+				a = ia.Tail
+				continue
 			}
-		}
-		return cmp.Compare(x.Creation, y.Creation)
-	case classFun:
-		return compareFuns(a, b)
-	case classPort:
-		x, y := a.(Port), b.(Port)
-		if c := cmp.Compare(x.Node, y.Node); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.ID, y.ID); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.Creation, y.Creation)
-	case classPid:
-		x, y := a.(Pid), b.(Pid)
-		if c := cmp.Compare(x.Node, y.Node); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.Serial, y.Serial); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(x.ID, y.ID); c != 0 {
-			return c
-		}
-		return cmp.Compare(x.Creation, y.Creation)
-	case classTuple:
-		x, y := a.(Tuple), b.(Tuple)
-		if c := cmp.Compare(len(x), len(y)); c != 0 {
-			return c
-		}
-		for i := range x {
-			if c := compareTerms(x[i], y[i], exact); c != 0 {
-				return c
+			if ib, ok := b.(ImproperList); ok && len(ib.Elems) == 0 {
+				b = ib.Tail
+				continue
 			}
+			break
 		}
-		return 0
-	case classMap:
-		x, y := sortedMap(a.(Map)), sortedMap(b.(Map))
-		if c := cmp.Compare(len(x), len(y)); c != 0 {
+		ca, cb := classOf(a), classOf(b)
+		if ca != cb {
+			return cmp.Compare(ca, cb)
+		}
+		c := 0
+		switch ca {
+		case classNumber:
+			c = compareNumbers(a, b, exact)
+		case classAtom:
+			c = cmp.Compare(atomText(a), atomText(b))
+		case classRef:
+			c = compareRefs(a.(Ref), b.(Ref))
+		case classFun:
+			c = compareFuns(a, b)
+		case classPort:
+			x, y := a.(Port), b.(Port)
+			c = cmp.Or(cmp.Compare(x.Node, y.Node), cmp.Compare(x.ID, y.ID), cmp.Compare(x.Creation, y.Creation))
+		case classPid:
+			x, y := a.(Pid), b.(Pid)
+			c = cmp.Or(cmp.Compare(x.Node, y.Node), cmp.Compare(x.Serial, y.Serial), cmp.Compare(x.ID, y.ID),
+				cmp.Compare(x.Creation, y.Creation))
+		case classTuple:
+			x, y := a.(Tuple), b.(Tuple)
+			if c = cmp.Compare(len(x), len(y)); c == 0 {
+				for i := len(x) - 1; i >= 0; i-- {
+					stack = append(stack, cmpPair{x[i], y[i], exact})
+				}
+			}
+		case classMap:
+			x, y := sortedMap(a.(Map)), sortedMap(b.(Map))
+			if c = cmp.Compare(len(x), len(y)); c == 0 {
+				// All keys (in map-key order) come before the values.
+				for i := len(x) - 1; i >= 0; i-- {
+					stack = append(stack, cmpPair{x[i].Value, y[i].Value, exact})
+				}
+				for i := len(x) - 1; i >= 0; i-- {
+					stack = append(stack, cmpPair{x[i].Key, y[i].Key, true})
+				}
+			}
+		case classList:
+			stack = pushListPairs(stack, a, b, exact)
+		case classBits:
+			c = compareBits(a, b)
+		}
+		if c != 0 {
 			return c
 		}
-		for i := range x {
-			if c := compareTerms(x[i].Key, y[i].Key, true); c != 0 {
-				return c
-			}
-		}
-		for i := range x {
-			if c := compareTerms(x[i].Value, y[i].Value, exact); c != 0 {
-				return c
-			}
-		}
-		return 0
-	case classNil:
-		return 0
-	case classList:
-		return compareLists(a, b, exact)
-	case classBits:
-		return compareBits(a, b)
 	}
 	return 0
+}
+
+// pushListPairs pushes the pairs that decide the order of two non-empty lists: their elements side by
+// side and then what is left: the two tails, or a tail against the rest of the longer list.
+func pushListPairs(stack []cmpPair, a, b Term, exact bool) []cmpPair {
+	x, y := newListIter(a), newListIter(b)
+	var pairs []cmpPair
+	var rest cmpPair
+	for {
+		ex, okx := x.next()
+		ey, oky := y.next()
+		if okx && oky {
+			pairs = append(pairs, cmpPair{ex, ey, exact})
+			continue
+		}
+		switch {
+		case !okx && !oky:
+			rest = cmpPair{x.tail, y.tail, exact}
+		case !okx:
+			rest = cmpPair{x.tail, ImproperList{Elems: append([]Term{ey}, y.elems...), Tail: y.rest()}, exact}
+		default:
+			rest = cmpPair{ImproperList{Elems: append([]Term{ex}, x.elems...), Tail: x.rest()}, y.tail, exact}
+		}
+		break
+	}
+	stack = append(stack, rest)
+	for i := len(pairs) - 1; i >= 0; i-- {
+		stack = append(stack, pairs[i])
+	}
+	return stack
+}
+
+func compareRefs(x, y Ref) int {
+	if c := cmp.Compare(x.Node, y.Node); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(x.Len, y.Len); c != 0 {
+		return c
+	}
+	for i := min(int(x.Len), len(x.ID)) - 1; i >= 0; i-- {
+		if c := cmp.Compare(x.ID[i], y.ID[i]); c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(x.Creation, y.Creation)
 }
 
 func atomText(t Term) string {
@@ -343,28 +375,6 @@ func (it *listIter) next() (Term, bool) {
 			continue
 		}
 		return nil, false
-	}
-}
-
-func compareLists(a, b Term, exact bool) int {
-	x, y := newListIter(a), newListIter(b)
-	for {
-		ex, okx := x.next()
-		ey, oky := y.next()
-		switch {
-		case okx && oky:
-			if c := compareTerms(ex, ey, exact); c != 0 {
-				return c
-			}
-			continue
-		case !okx && !oky:
-			return compareTerms(x.tail, y.tail, exact)
-		case !okx:
-			// a ended: its tail against the rest of b, which is a non-empty list.
-			return compareTerms(x.tail, ImproperList{Elems: append([]Term{ey}, y.elems...), Tail: y.rest()}, exact)
-		default:
-			return compareTerms(ImproperList{Elems: append([]Term{ex}, x.elems...), Tail: x.rest()}, y.tail, exact)
-		}
 	}
 }
 

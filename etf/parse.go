@@ -32,8 +32,9 @@ const MaxParseDepth = 10000
 // negative, big), floats (2.5, -1.0e10), strings (adjacent ones join), binaries with segments
 // (<<"abc">>, <<1,2,3>>, <<"é"/utf8>>, <<1:3>>, <<X:Size/Type>> with integer, float, binary, bitstring
 // and utf8/16/32 types, signed/unsigned, big/little/native and unit:N), tuples, lists and improper lists,
-// maps (#{k => v}; a repeated key keeps its last value), external funs (fun m:f/1, as Export),
-// whitespace, % comments and an optional final '.'.
+// maps (#{k => v}; a repeated key keeps its last value), external funs (fun m:f/1, as Export), OTP 27's
+// sigils ~"...", ~b, ~B (binaries), ~s, ~S (strings) with any of their delimiters, and triple-quoted
+// strings, whitespace, % comments and an optional final '.'.
 //
 // The result uses the Go types Decode produces for term_to_binary of the same term: a string or list
 // whose elements are all integers 0..255 (and at most 65535 of them) is a String, other lists are List
@@ -94,6 +95,7 @@ const (
 	tkPunct // text holds it: { } [ ] ( ) | , << >> # => := : / - + ...
 	tkDot
 	tkKeyword // a reserved word
+	tkBinary  // a binary sigil (~"...", ~b"...", ~B"..."): runes hold its characters
 )
 
 type token struct {
@@ -158,6 +160,8 @@ func (p *parser) term(depth int) (Term, error) {
 			}
 		}
 		return listOfRunes(r), nil
+	case tkBinary:
+		return []byte(string(t.runes)), nil
 	case tkVar:
 		return nil, p.errAt(t, "variable "+t.text+" is not a term")
 	case tkKeyword:
@@ -934,6 +938,15 @@ func (s *scanner) token() (token, error) {
 		}
 		t.kind, t.atom, t.text = tkAtom, string(r), string(s.src[start:s.i])
 		return t, nil
+	case c == '"' && s.at(1) == '"' && s.at(2) == '"':
+		r, err := s.tripleQuoted(t)
+		if err != nil {
+			return t, err
+		}
+		t.kind, t.runes, t.text = tkString, r, string(s.src[start:s.i])
+		return t, nil
+	case c == '~':
+		return s.sigil(t)
 	case c == '"':
 		s.advance()
 		r, err := s.quoted('"', t)
@@ -982,6 +995,112 @@ func (s *scanner) token() (token, error) {
 		return t, nil
 	}
 	return t, s.errHere("illegal character " + strconv.QuoteRune(c))
+}
+
+// sigilClose maps a sigil's opening delimiter to its closing one (OTP 27 sigils).
+var sigilClose = map[rune]rune{'"': '"', '(': ')', '[': ']', '{': '}', '<': '>', '/': '/', '|': '|', '\'': '\'', '`': '`', '#': '#'}
+
+// sigil scans ~"...", ~b"...", ~B"...", ~s"..." or ~S"..." (OTP 27): b and the empty prefix make a
+// UTF-8 binary, s a string; the uppercase forms take their text verbatim, the others process escapes.
+func (s *scanner) sigil(t token) (token, error) {
+	start := s.i
+	s.advance() // ~
+	var prefix []rune
+	for s.i < len(s.src) && isNameChar(s.src[s.i]) {
+		prefix = append(prefix, s.advance())
+	}
+	p := string(prefix)
+	if p != "" && p != "b" && p != "B" && p != "s" && p != "S" {
+		return t, &SyntaxError{Line: t.line, Column: t.col, Msg: "sigil ~" + p + " is not a term"}
+	}
+	open := s.at(0)
+	closeCh, ok := sigilClose[open]
+	if !ok {
+		return t, s.errHere("a sigil needs a delimiter")
+	}
+	if open == '"' && s.at(1) == '"' && s.at(2) == '"' {
+		return t, s.errHere("triple-quoted sigils are not supported")
+	}
+	s.advance()
+	var r []rune
+	for {
+		if s.i >= len(s.src) {
+			return t, &SyntaxError{Line: t.line, Column: t.col, Msg: "unterminated sigil"}
+		}
+		c := s.advance()
+		if c == closeCh {
+			break
+		}
+		if c == '\\' && p != "B" && p != "S" {
+			e, err := s.escape()
+			if err != nil {
+				return t, err
+			}
+			r = append(r, e)
+			continue
+		}
+		r = append(r, c)
+	}
+	if s.i < len(s.src) && isNameChar(s.src[s.i]) {
+		return t, s.errHere("sigil suffixes are not supported")
+	}
+	t.text, t.runes = string(s.src[start:s.i]), r
+	if p == "s" || p == "S" {
+		t.kind = tkString
+	} else {
+		t.kind = tkBinary
+	}
+	return t, nil
+}
+
+// tripleQuoted scans a triple-quoted string (OTP 27): the text between a line ending in """ and a line
+// holding only """, verbatim, with the closing line's indentation removed from every line.
+func (s *scanner) tripleQuoted(t token) ([]rune, error) {
+	for range 3 {
+		s.advance()
+	}
+	for s.i < len(s.src) && s.src[s.i] != '\n' {
+		if c := s.advance(); c != ' ' && c != '\t' {
+			return nil, &SyntaxError{Line: t.line, Column: t.col, Msg: "text after the opening \"\"\" of a triple-quoted string"}
+		}
+	}
+	var lines [][]rune
+	for {
+		if s.i >= len(s.src) {
+			return nil, &SyntaxError{Line: t.line, Column: t.col, Msg: "unterminated triple-quoted string"}
+		}
+		s.advance() // the newline
+		lineStart := s.i
+		for s.i < len(s.src) && s.src[s.i] != '\n' {
+			s.advance()
+		}
+		line := s.src[lineStart:s.i]
+		trimmed := strings.TrimLeft(string(line), " \t")
+		if strings.HasPrefix(trimmed, `"""`) {
+			indent := line[:len(line)-len([]rune(trimmed))]
+			// Put the scanner just after the closing quotes.
+			back := len([]rune(trimmed)) - 3
+			for range back {
+				s.i--
+				s.col--
+			}
+			out := []rune{}
+			for k, l := range lines {
+				if k > 0 {
+					out = append(out, '\n')
+				}
+				if len(strings.TrimSpace(string(l))) == 0 {
+					continue
+				}
+				if !strings.HasPrefix(string(l), string(indent)) {
+					return nil, &SyntaxError{Line: t.line + 1 + k, Column: 1, Msg: "line not indented like the closing \"\"\""}
+				}
+				out = append(out, l[len(indent):]...)
+			}
+			return out, nil
+		}
+		lines = append(lines, line)
+	}
 }
 
 // number scans an integer, based integer or float.

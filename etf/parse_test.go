@@ -107,6 +107,16 @@ func TestParse(t *testing.T) {
 		   done}.`, etf.Tuple{a("ok"), a("done")}},
 		{"  42 .  % trailing\n", int64(42)},
 		{`((a))`, a("a")},
+		// OTP 27 sigils and triple-quoted strings (checked against erl_parse in OTP 27).
+		{`~"a\nb"`, []byte("a\nb")},
+		{`~b"a\x{e9}"`, []byte("aé")},
+		{`~B"a\nb"`, []byte(`a\nb`)},
+		{`~s"x\ty"`, etf.String("x\ty")},
+		{`~S"x\ty"`, etf.String(`x\ty`)},
+		{`~(a"b)`, []byte(`a"b`)},
+		{`~[a\]b]`, []byte("a]b")},
+		{`~""`, []byte{}},
+		{"\"\"\"\n  hello \"x\"\n    world\n  \"\"\"", etf.String("hello \"x\"\n  world")},
 		{`{hello, <<"x">>, [1,2,3], #{k => v}}`, etf.Tuple{a("hello"), []byte("x"), etf.String("\x01\x02\x03"), etf.Map{{Key: a("k"), Value: a("v")}}}},
 	}
 	for _, c := range cases {
@@ -211,4 +221,25 @@ func cmpInt(i, j int) int {
 		return 1
 	}
 	return 0
+}
+
+// TestCompareDeep: comparing uses no recursion, so terms as deep as decoding allows compare.
+func TestCompareDeep(t *testing.T) {
+	deep := func(leaf etf.Term) etf.Term {
+		for i := range 300_000 {
+			if i%2 == 0 {
+				leaf = etf.Tuple{leaf}
+			} else {
+				leaf = etf.List{etf.Atom("x"), leaf}
+			}
+		}
+		return leaf
+	}
+	x, y := deep(int64(1)), deep(int64(2))
+	assert.True(t, etf.Equal(x, deep(int64(1))))
+	assert.Equal(t, -1, etf.Compare(x, y))
+	assert.Equal(t, 1, etf.Compare(y, x))
+	// A map whose keys must be compared deeply still prints, keys in order.
+	s := etf.Format(etf.Map{{Key: y, Value: etf.Atom("two")}, {Key: x, Value: etf.Atom("one")}})
+	assert.Less(t, strings.Index(s, "1"), strings.Index(s, "2"))
 }

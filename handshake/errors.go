@@ -53,6 +53,13 @@ var (
 	ErrClosed = errors.New("connection closed")
 	// ErrProtocol: a malformed, oversized or unexpected message.
 	ErrProtocol = errors.New("protocol violation")
+	// ErrPeerTLS: the peer's first bytes are a TLS record where a plain
+	// (2-byte framed) handshake frame belongs: it runs TLS distribution
+	// and this side does not. An acceptor answers it with the plain status
+	// not_allowed and closes; an initiator sees it as the answer to its
+	// name (a BEAM TLS listener replies with a fatal unexpected_message
+	// alert).
+	ErrPeerTLS = errors.New("peer speaks TLS distribution")
 	// ErrConfig: the Config is unusable (bad name, cookie too long).
 	ErrConfig = errors.New("bad handshake config")
 )

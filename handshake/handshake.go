@@ -48,6 +48,10 @@ type Config struct {
 	Creation uint32        // this node's creation (from EPMD), never 0
 	Timeout  time.Duration // bound on the whole handshake; 0 means DefaultTimeout
 	Rand     io.Reader     // challenge source; nil means crypto/rand
+	// FrameSize is the length prefix of each handshake frame in bytes: 2
+	// (0 means 2) on plain TCP, 4 inside TLS, where inet_tls_dist runs the
+	// handshake on a {packet,4} socket.
+	FrameSize int
 	// StillWanted, if set, answers the acceptor's "alive" status during
 	// Initiate: true goes on (the peer drops its old connection), false
 	// ends the attempt with ErrAlreadyConnected. nil means always true.
@@ -97,13 +101,18 @@ type state struct {
 	flags   Flags
 	step    Step
 	peer    string
-	hdr     [2]byte
+	hdr     [4]byte
+	hlen    int  // frame length prefix: 2 or 4
+	first   bool // no frame read yet
 	buf     [MaxFrame]byte
 	outbuf  []byte
 	stopCtx func() bool
 }
 
 func (c *Config) validate(step Step) error {
+	if c.FrameSize != 0 && c.FrameSize != 2 && c.FrameSize != 4 {
+		return errorf(step, ErrConfig, nil, "frame size %d: must be 2 or 4", c.FrameSize)
+	}
 	if len(c.Cookie) > MaxCookie {
 		return errorf(step, ErrConfig, nil, "cookie longer than %d bytes", MaxCookie)
 	}
@@ -140,7 +149,10 @@ func ValidateNodeName(name string) error {
 }
 
 func newState(ctx context.Context, conn net.Conn, cfg *Config) *state {
-	s := &state{conn: conn, ctx: ctx, cfg: cfg}
+	s := &state{conn: conn, ctx: ctx, cfg: cfg, hlen: 2, first: true}
+	if cfg.FrameSize == 4 {
+		s.hlen = 4
+	}
 	s.flags = cfg.Flags
 	if s.flags == 0 {
 		s.flags = DefaultFlags
@@ -203,11 +215,33 @@ func (s *state) protocol(format string, args ...any) error {
 	return e
 }
 
+// IsTLSRecord reports whether b, the first bytes a peer sent, start a TLS
+// record (change_cipher_spec, alert, handshake or application_data, major
+// version 3): what a TLS distribution node sends where a plain handshake
+// frame is expected. A plain frame cannot start so: its 2-byte length would
+// be 5120 or more, beyond MaxFrame.
+func IsTLSRecord(b []byte) bool {
+	return len(b) >= 2 && b[0] >= 0x14 && b[0] <= 0x17 && b[1] == 0x03
+}
+
 func (s *state) readFrame() ([]byte, error) {
-	if _, err := io.ReadFull(s.conn, s.hdr[:]); err != nil {
+	if _, err := io.ReadFull(s.conn, s.hdr[:s.hlen]); err != nil {
 		return nil, s.fail(err)
 	}
-	n := int(binary.BigEndian.Uint16(s.hdr[:]))
+	if s.first && s.hlen == 2 && IsTLSRecord(s.hdr[:2]) {
+		info := "the peer answered with a TLS record: it runs TLS distribution (-proto_dist inet_tls) and this node plain"
+		if s.step == StepRecvName {
+			info = "TLS record on a plain distribution listener: the peer runs TLS distribution (-proto_dist inet_tls) and this node plain"
+		}
+		return nil, &Error{Step: s.step, Kind: ErrPeerTLS, Peer: s.peer, Info: info}
+	}
+	s.first = false
+	var n int
+	if s.hlen == 4 {
+		n = int(min(binary.BigEndian.Uint32(s.hdr[:4]), MaxFrame+1))
+	} else {
+		n = int(binary.BigEndian.Uint16(s.hdr[:2]))
+	}
 	if n == 0 {
 		return nil, s.protocol("empty frame")
 	}
@@ -220,10 +254,14 @@ func (s *state) readFrame() ([]byte, error) {
 	return s.buf[:n], nil
 }
 
-// writeFrame sends s.outbuf as one frame; s.outbuf[:2] is reserved for the
-// length.
+// writeFrame sends s.outbuf as one frame; s.outbuf[:s.hlen] is reserved
+// for the length.
 func (s *state) writeFrame() error {
-	binary.BigEndian.PutUint16(s.outbuf[:2], uint16(len(s.outbuf)-2))
+	if s.hlen == 4 {
+		binary.BigEndian.PutUint32(s.outbuf[:4], uint32(len(s.outbuf)-4))
+	} else {
+		binary.BigEndian.PutUint16(s.outbuf[:2], uint16(len(s.outbuf)-2))
+	}
 	if _, err := s.conn.Write(s.outbuf); err != nil {
 		return s.fail(err)
 	}
@@ -231,7 +269,8 @@ func (s *state) writeFrame() error {
 }
 
 func (s *state) begin(tag byte) {
-	s.outbuf = append(s.outbuf[:0], 0, 0, tag)
+	s.outbuf = append(s.outbuf[:0], 0, 0, 0, 0)[:s.hlen]
+	s.outbuf = append(s.outbuf, tag)
 }
 
 func (s *state) challenge() (uint32, error) {
@@ -422,6 +461,15 @@ func Accept(ctx context.Context, conn net.Conn, cfg *Config, decide Decide) (res
 
 	f, err := s.readFrame()
 	if err != nil {
+		if errors.Is(err, ErrPeerTLS) {
+			// Refuse at once, in the one form a TLS client can tell from
+			// silence: a plain frame where it expects a TLS record.
+			_ = s.sendStatus(string(StatusNotAllowed))
+			// Take the rest of the record already here, so that closing
+			// sends FIN, not a reset that could overtake the answer.
+			_ = conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			_, _ = conn.Read(s.buf[:])
+		}
 		return nil, err
 	}
 	var name string

@@ -311,6 +311,9 @@ func (n *Node) accept(conn net.Conn) {
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, n.opts.SetupTimeout)
 	defer cancel()
+	if conn = n.tlsServer(ctx, conn); conn == nil {
+		return
+	}
 	var peer string
 	var a *attempt
 	stopJoin := func() bool { return false }

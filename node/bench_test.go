@@ -12,7 +12,7 @@ import (
 func benchPair(b *testing.B, connect bool) (x, y *Node) {
 	b.Helper()
 	port := freePort(b)
-	quiet := slog.New(discard{}) // no logging cost in the numbers
+	quiet := slog.New(slog.DiscardHandler) // no logging cost in the numbers
 	x = startNode(b, shortName("bx"), testCookie, Options{EPMDPort: port, Logger: quiet})
 	y = startNode(b, shortName("by"), testCookie, Options{EPMDPort: port, Logger: quiet})
 	if connect {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/handshake"
+	"github.com/distribute-go/distribute/tlsdist"
 )
 
 // StartErrorKind is the seed's StartError constructor.
@@ -84,12 +85,13 @@ const (
 	ConnectNetworkError                             // refused, reset, unreachable, EPMD down, protocol trouble
 	ConnectIgnored                                  // self, or this node is not distributed (stopped / nil)
 	ConnectAuthFailed                               // beyond the seed: cookie rejected or not allowed
+	ConnectTLSFailed                                // TLS distribution: certificate, CA, plain/TLS mismatch (tls.go)
 )
 
 var connectKindNames = map[ConnectErrorKind]string{
 	ConnectTimeout: "connect_timeout", NodeNotFound: "node_not_found",
 	ConnectNetworkError: "network_error", ConnectIgnored: "ignored",
-	ConnectAuthFailed: "auth_failed",
+	ConnectAuthFailed: "auth_failed", ConnectTLSFailed: "tls_failed",
 }
 
 func (k ConnectErrorKind) String() string {
@@ -101,7 +103,7 @@ func (k ConnectErrorKind) String() string {
 
 // ConnectError is why Connect (or the connect step of Ping) failed. Compare
 // kinds with errors.Is against ErrConnectTimeout, ErrNodeNotFound,
-// ErrConnectNetwork, ErrConnectIgnored, ErrAuth.
+// ErrConnectNetwork, ErrConnectIgnored, ErrAuth, ErrTLS.
 type ConnectError struct {
 	Kind   ConnectErrorKind
 	Node   string // the node we tried to reach
@@ -214,6 +216,8 @@ func connectErr(peer string, err error) *ConnectError {
 	kind := ConnectNetworkError
 	var dns *net.DNSError
 	switch {
+	case tlsFailure(err):
+		return &ConnectError{Kind: ConnectTLSFailed, Node: peer, Detail: err.Error(), Err: tlsdist.Wrap(err, false)}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
 		errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, handshake.ErrTimeout):
 		kind = ConnectTimeout

@@ -34,6 +34,8 @@ import (
 
 	"github.com/distribute-go/distribute/epmd"
 	"github.com/distribute-go/distribute/handshake"
+	"github.com/distribute-go/distribute/internal/lograte"
+	"github.com/distribute-go/distribute/tlsdist"
 )
 
 // EPMDMode says how a node finds the port mapper daemon.
@@ -134,6 +136,9 @@ type Options struct {
 	// Flags are advertised in the handshake on top of handshake.DefaultFlags
 	// (for example handshake.FlagSpawn when spawn requests are served).
 	Flags handshake.Flags
+	// TLS, if set, runs every distribution connection over TLS, like
+	// erl -proto_dist inet_tls (see tls.go); nil means plain TCP.
+	TLS *tlsdist.Config
 }
 
 // EventKind names what happened.
@@ -182,7 +187,8 @@ type Node struct {
 	hs       handshake.Config
 	creation uint32
 	epmdPort int
-	port     int // distribution listen port
+	port     int           // distribution listen port
+	tls      *tlsdist.Dist // nil: plain distribution
 
 	ln     net.Listener
 	ctx    context.Context
@@ -193,7 +199,7 @@ type Node struct {
 
 	tooLarge  atomic.Uint64
 	malformed atomic.Uint64
-	skipLog   logLimiter
+	skipLog   lograte.Limiter
 
 	events eventQueue
 	owned  sync.Map // goroutine ids of the node's goroutines that call the Handler (own)
@@ -207,7 +213,7 @@ type Node struct {
 	reg      *epmd.Registration
 	embedded *sharedEPMD
 
-	authWarn authWarn // rate limit of the wrong-cookie warnings (authwarn.go)
+	authWarn lograte.Limiter // rate limit of the wrong-cookie warnings (authwarn.go)
 }
 
 var (
@@ -282,9 +288,14 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*Node, error) {
 	log := o.Logger
 	if log == nil {
-		log = slog.New(discard{})
+		log = slog.New(slog.DiscardHandler)
+	}
+	tlsd, err := buildTLS(o.TLS)
+	if err != nil {
+		return nil, err
 	}
 	n := &Node{
+		tls:      tlsd,
 		name:     name,
 		long:     IsLongName(name),
 		opts:     o,
@@ -329,6 +340,7 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 		Creation:    n.creation,
 		Timeout:     o.SetupTimeout,
 		StillWanted: n.stillDialing,
+		FrameSize:   n.frameSize(),
 	}
 	n.startEvents()
 	n.wg.Add(2)
@@ -341,13 +353,6 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 	n.log.Debug("node started", "port", n.port, "epmd", o.EPMD.String(), "epmd_port", epmdPort, "creation", n.creation)
 	return n, nil
 }
-
-type discard struct{}
-
-func (discard) Enabled(context.Context, slog.Level) bool  { return false }
-func (discard) Handle(context.Context, slog.Record) error { return nil }
-func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discard) WithGroup(string) slog.Handler           { return d }
 
 // Stop unregisters from EPMD, closes every link and the listener, and
 // waits until every goroutine of the node has ended and every event has
@@ -620,7 +625,7 @@ func (n *Node) dialPeer(ctx context.Context, peer string) (net.Conn, error) {
 	if tc, ok := conn.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
-	return conn, nil
+	return n.tlsClient(ctx, conn, peer)
 }
 
 func (n *Node) acceptLoop() {

@@ -2,7 +2,6 @@ package node
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/distribute-go/distribute/control"
@@ -38,26 +37,7 @@ func (n *Node) skipped(peer string, err error) {
 	} else {
 		n.malformed.Add(1)
 	}
-	if ok, suppressed := n.skipLog.allow(time.Now()); ok {
+	if ok, suppressed := n.skipLog.Allow(time.Now()); ok {
 		n.log.Warn("skipped a message from a peer", "peer", peer, "err", err, "suppressed_since_last", suppressed)
 	}
-}
-
-// logLimiter lets one log line through per interval and counts the rest.
-type logLimiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed uint64
-}
-
-func (l *logLimiter) allow(now time.Time) (bool, uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.last) < time.Second {
-		l.suppressed++
-		return false, 0
-	}
-	s := l.suppressed
-	l.last, l.suppressed = now, 0
-	return true, s
 }

@@ -6,6 +6,8 @@ import (
 	"github.com/distribute-go/distribute/node"
 )
 
+var _ node.MessageFilter = (*handler)(nil)
+
 // handler is the node.Handler of a Node: it routes what arrives on the connections to the
 // processes. Its methods run on the connections' reader goroutines (node.Handler's contract).
 type handler Node
@@ -140,4 +142,41 @@ func (n *Node) spawnRequest(c *node.Conn, req control.SpawnRequest, args control
 		return
 	}
 	n.RefuseSpawn(c, req, atomNotsup)
+}
+
+// WantMessage says whether a fragmented message whose control message m has arrived on c is
+// worth reassembling: a message to a pid, name or alias of this node that has no process is
+// not, and is counted (Stats.NoProcess) and logged here, so that the link layer can drop its
+// fragments as they stream in instead of holding them (node.MessageFilter). Other messages are
+// wanted.
+func (h *handler) WantMessage(c *node.Conn, m control.Message) bool {
+	n := (*Node)(h)
+	<-n.ready
+	var ok bool
+	var kind string
+	var to etf.Term
+	switch m := m.(type) {
+	case control.Send:
+		ok, kind, to = n.lookup(m.To) != nil, "pid", m.To
+	case control.SendTT:
+		ok, kind, to = n.lookup(m.To) != nil, "pid", m.To
+	case control.SendSender:
+		ok, kind, to = n.lookup(m.To) != nil, "pid", m.To
+	case control.SendSenderTT:
+		ok, kind, to = n.lookup(m.To) != nil, "pid", m.To
+	case control.RegSend:
+		ok, kind, to = n.byName(m.To) != nil, "name", m.To
+	case control.RegSendTT:
+		ok, kind, to = n.byName(m.To) != nil, "name", m.To
+	case control.AliasSend:
+		ok, kind, to = n.aliasTarget(m.Alias) != nil, "alias", m.Alias
+	case control.AliasSendTT:
+		ok, kind, to = n.aliasTarget(m.Alias) != nil, "alias", m.Alias
+	default:
+		return true
+	}
+	if !ok {
+		n.dropped(&n.stats.noProcess, "no such process (fragments skipped)", kind, to)
+	}
+	return ok
 }

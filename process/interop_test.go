@@ -157,3 +157,80 @@ func testPing(t *testing.T, rt *erltest.Runtime) {
 	assert.True(t, g.Ping(ctxFor(t, wait), erl.Node()))
 	assert.Contains(t, g.Nodes(), erl.Node())
 }
+
+// TestOrderPerSender: 8 BEAM processes send 10,000 sequenced messages each to one Go process, and
+// 8 Go processes to one BEAM process, all at once: every sender's messages arrive in order.
+func TestOrderPerSender(t *testing.T) { erltest.ForEachRuntime(t, testOrderPerSender) }
+
+func testOrderPerSender(t *testing.T, rt *erltest.Runtime) {
+	const senders, each = 8, 10000
+	e := setup(t, rt, nil, erltest.ErlOptions{})
+	// BEAM -> Go.
+	sink := e.g.Spawn()
+	require.NoError(t, sink.Register("sink"))
+	e.eval(t, `[spawn(fun() -> [{sink, %s} ! {S, I} || I <- lists:seq(1, %d)] end) || S <- lists:seq(1, %d)], ok`,
+		e.goNode(), each, senders)
+	next := map[int64]int64{}
+	for range senders * each {
+		m := tuple(recv(t, sink, nil))
+		s, i := m[0].(int64), m[1].(int64)
+		require.Equal(t, next[s]+1, i, "sender %d", s)
+		next[s] = i
+	}
+	// Go -> BEAM: the erl sink checks each sender's order and reports.
+	erlSink := e.erlPid(t, "sink", `(fun L(M) -> receive {S, I} when is_integer(I) -> `+
+		`case maps:get(S, M, 0) + 1 of I -> L(M#{S => I}); _ -> L(M#{S => bad}) end; {done, F} -> F ! {result, M} end end)(#{})`)
+	done := make(chan struct{})
+	for s := 1; s <= senders; s++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			p := e.g.Spawn()
+			for i := 1; i <= each; i++ {
+				if err := p.Send(erlSink, etf.Tuple{int64(s), int64(i)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for range senders {
+		<-done
+	}
+	p := e.g.Spawn()
+	require.NoError(t, p.Send(erlSink, etf.Tuple{etf.Atom("done"), p.Pid()}))
+	res := tuple(recv(t, p, nil))
+	require.Len(t, res, 2)
+	m := res[1].(etf.Map)
+	require.Len(t, m, senders)
+	for _, kv := range m {
+		assert.Equal(t, int64(each), kv.Value, "sender %v", kv.Key)
+	}
+}
+
+// TestInterleavedFragments: BEAM processes send multi-MB messages (fragmented) while another
+// sends small ones, all at once: the fragments of different messages interleave on the wire and
+// every message arrives whole.
+func TestInterleavedFragments(t *testing.T) { erltest.ForEachRuntime(t, testInterleavedFragments) }
+
+func testInterleavedFragments(t *testing.T, rt *erltest.Runtime) {
+	const bigs, smalls, size = 4, 2000, 3000000
+	e := setup(t, rt, nil, erltest.ErlOptions{})
+	e.eval(t, `G = %s, [spawn(fun() -> {inbox, G} ! {big, I, binary:copy(<<I>>, %d)} end) || I <- lists:seq(1, %d)], `+
+		`spawn(fun() -> [{inbox, G} ! {small, I} || I <- lists:seq(1, %d)] end), ok`, e.goNode(), size, bigs, smalls)
+	seen := map[int64]bool{}
+	var small int64
+	for range bigs + smalls {
+		m := tuple(recv(t, e.inbox, nil))
+		switch m[0] {
+		case etf.Atom("big"):
+			i := m[1].(int64)
+			assert.True(t, bytes.Equal(bytes.Repeat([]byte{byte(i)}, size), m[2].([]byte)), "big message %d whole", i)
+			seen[i] = true
+		case etf.Atom("small"):
+			small++
+			require.Equal(t, small, m[1].(int64), "small messages in order")
+		}
+	}
+	assert.Len(t, seen, bigs)
+	assert.Equal(t, int64(smalls), small)
+}

@@ -33,8 +33,11 @@ func (n *Node) peerLocked(c *node.Conn) *peer {
 	}
 	name := c.Peer()
 	if old := n.peers[name]; old != nil {
-		if old.conn.Err() == nil {
-			return nil // c is the older one, about to be closed: the node replaced it
+		// Both up: the node has just replaced one with the other and is closing it. The
+		// node's current connection is the newer one. (The node never calls the Handler with
+		// its own lock held, so asking it under n.mu is safe.)
+		if old.conn.Err() == nil && n.Node.Conn(name) != c {
+			return nil // c is the older one, about to be closed
 		}
 		n.retired[old.conn] = old
 	}

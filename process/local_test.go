@@ -11,8 +11,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/distribute-go/distribute/control"
 	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/node"
 	"github.com/distribute-go/distribute/process"
 )
 
@@ -257,4 +259,75 @@ func TestStopEndsEverything(t *testing.T) {
 	var ee *process.ExitError
 	assert.True(t, errors.As(err, &ee))
 	assert.NoError(t, a.Stop(), "Stop twice")
+}
+
+// TestNameTupleDestination: {Name, Node} as an etf.Tuple works for Send and Monitor, like a Name.
+func TestNameTupleDestination(t *testing.T) {
+	t.Parallel()
+	a, b := goPair(t, nil)
+	q := b.Spawn()
+	require.NoError(t, q.Register("box"))
+	p := a.Spawn()
+	dest := etf.Tuple{etf.Atom("box"), etf.Atom(b.Self())}
+	require.NoError(t, p.Send(dest, etf.Atom("hi")))
+	assert.Equal(t, etf.Atom("hi"), recv(t, q, nil))
+	ref, err := p.Monitor(dest)
+	require.NoError(t, err)
+	require.NoError(t, p.Send(q, etf.Atom("sync")))
+	recv(t, q, nil)
+	q.Exit(etf.Atom("bye"))
+	assert.Equal(t, downMsg(ref, dest, etf.Atom("bye")), recv(t, p, nil))
+	assert.ErrorIs(t, p.Send(etf.Tuple{etf.Atom("x")}, etf.Atom("hi")), process.ErrBadDestination)
+}
+
+// TestWantMessage: the process layer tells the link layer which fragmented messages to skip:
+// those to a pid, name or alias of this node with no process (counted as NoProcess).
+func TestWantMessage(t *testing.T) {
+	t.Parallel()
+	a, _ := goPair(t, nil)
+	w, ok := a.Handler().(interface {
+		WantMessage(*node.Conn, control.Message) bool
+	})
+	require.True(t, ok, "the Handler offers WantMessage")
+	p := a.Spawn()
+	require.NoError(t, p.Register("here"))
+	gone := a.Spawn()
+	gone.Exit(etf.Atom("normal"))
+	assert.True(t, w.WantMessage(nil, control.RegSend{To: "here"}))
+	assert.True(t, w.WantMessage(nil, control.Send{To: p.Pid()}))
+	assert.True(t, w.WantMessage(nil, control.AliasSend{Alias: p.Alias()}))
+	assert.True(t, w.WantMessage(nil, control.Link{From: p.Pid(), To: p.Pid()}))
+	before := a.ProcessStats().NoProcess
+	assert.False(t, w.WantMessage(nil, control.RegSend{To: "nosuch"}))
+	assert.False(t, w.WantMessage(nil, control.SendSender{To: gone.Pid()}))
+	assert.False(t, w.WantMessage(nil, control.AliasSend{Alias: a.MakeRef()}))
+	assert.Equal(t, before+3, a.ProcessStats().NoProcess)
+}
+
+// TestRegistry: names are unique per node, a process has at most one (registering it again,
+// even under the same name, fails as register/2's badarg does), Unregister frees the name, an
+// exited process drops it.
+func TestRegistry(t *testing.T) {
+	t.Parallel()
+	a, _ := goPair(t, nil)
+	p, q := a.Spawn(), a.Spawn()
+	require.NoError(t, p.Register("one"))
+	assert.ErrorIs(t, p.Register("one"), process.ErrNameTaken)
+	assert.ErrorIs(t, p.Register("two"), process.ErrNameTaken)
+	assert.ErrorIs(t, q.Register("one"), process.ErrNameTaken)
+	assert.Error(t, q.Register("undefined"))
+	pid, ok := a.Whereis("one")
+	assert.True(t, ok)
+	assert.Equal(t, p.Pid(), pid)
+	assert.Contains(t, a.Registered(), etf.Atom("one"))
+	assert.True(t, a.Unregister("one"))
+	assert.False(t, a.Unregister("one"))
+	require.NoError(t, q.Register("one"))
+	require.NoError(t, p.Register("two"))
+	q.Exit(etf.Atom("normal"))
+	_, ok = a.Whereis("one")
+	assert.False(t, ok)
+	assert.ErrorIs(t, q.Register("three"), process.ErrNoProcess)
+	b, _ := goPair(t, nil)
+	assert.Error(t, b.Register("foreign", a.Spawn()), "a process of another node")
 }

@@ -11,14 +11,19 @@ import (
 
 // Monitor monitors a process, like erlang:monitor(process, Target): when it ends, p gets
 // {'DOWN', Ref, process, Object, Reason}. target is an etf.Pid (of any node), a *Process, an
-// etf.Atom (a name registered on this node) or a Name; Object is the pid, or {Name, Node} for a
+// etf.Atom (a name registered on this node), a Name or the tuple {Name, Node}; Object is the pid, or {Name, Node} for a
 // monitor by name. A process that does not exist gives a DOWN with noproc at once, one on a
 // node that cannot be reached or whose connection goes down a DOWN with noconnection.
 func (p *Process) Monitor(target any) (etf.Ref, error) {
 	n := p.n
 	ref := n.MakeRef()
-	if t, ok := target.(*Process); ok {
+	switch t := target.(type) {
+	case *Process:
 		target = t.pid // a process of another node in this program is monitored over the wire
+	case etf.Tuple:
+		if name, ok := nameOf(t); ok {
+			target = name
+		}
 	}
 	var obj, wire etf.Term
 	var peerName string

@@ -1,6 +1,7 @@
 package process_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -171,4 +172,35 @@ func testExitSignalsToBEAM(t *testing.T, rt *erltest.Runtime) {
 	assert.Equal(t, etf.Atom("after_normal"), tuple(recv(t, e.inbox, got("p")))[2], "normal ignored")
 	require.NoError(t, p.SendExit(plain, etf.Atom("other")))
 	assert.Equal(t, "other", e.eval(t, `R = get(rp), receive {'DOWN', R, _, _, Why} -> Why after 20000 -> timeout end`))
+}
+
+// TestDownWithBinaryReasonThenNamedDown is the smallest sequence found that crashes an OTP 29.1.2
+// peer (beam.smp segfaults; OTP 25 and 27 are fine, and the same sequence between two OTP 29
+// nodes is fine 200 times out of 200): a BEAM process monitors a Go process, which exits with a
+// reason holding a binary, and the DOWN is matched by erl_eval against a pattern with that
+// binary literal; the next thing the node does with a message from us (here a by-name DOWN; a
+// plain SEND does it too) crashes it. Without the literal match, or with the same binary in a
+// plain SEND, there is no crash. It is timing-dependent (about 5 runs in 6 on a loaded machine,
+// fewer on an idle one), so it does three rounds.
+func TestDownWithBinaryReasonThenNamedDown(t *testing.T) {
+	erltest.ForEachRuntime(t, testDownWithBinaryReasonThenNamedDown)
+}
+
+func testDownWithBinaryReasonThenNamedDown(t *testing.T, rt *erltest.Runtime) {
+	e := setup(t, rt, nil, erltest.ErlOptions{})
+	for i := range 3 {
+		g1 := e.g.Spawn()
+		e.give(t, "g1", g1.Pid())
+		e.eval(t, `put(r1, monitor(process, get(g1))), ok`)
+		e.sync(t)
+		g1.Exit(etf.Tuple{etf.Atom("bye"), []byte("now")})
+		assert.Equal(t, "true", e.eval(t, `R = get(r1), receive {'DOWN', R, process, _, {bye, <<"now">>}} -> true; M -> M after 20000 -> timeout end`))
+		g2 := e.g.Spawn()
+		name := etf.Atom(fmt.Sprintf("named%d", i))
+		require.NoError(t, g2.Register(name))
+		e.eval(t, `put(r2, monitor(process, {%s, %s})), ok`, name, e.goNode())
+		e.sync(t)
+		g2.Exit(etf.Atom("done"))
+		assert.Equal(t, "done", e.eval(t, `R = get(r2), receive {'DOWN', R, process, _, W} -> W after 20000 -> timeout end`), "round %d", i)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/distribute-go/distribute/control"
@@ -19,18 +20,67 @@ var (
 	errHandlerProcess = errors.New("process: a handler process has no mailbox to receive from")
 )
 
-// netKernelHandler is the built-in net_kernel: {is_auth, Node} calls get yes, which makes
-// net_adm:ping from BEAM pong.
+// netKernelHandler is the built-in net_kernel. It answers what BEAM's net_kernel answers a
+// peer: {is_auth, Node} with yes (net_adm:ping from BEAM is then pong), longnames, nodename,
+// ticktime, {connect, Type, Node} and {passive_cnct, Node} (true or false, once the connection
+// attempt ends), {disconnect, Node}; system messages (sys:get_state and friends) get
+// {error, {unknown_system_msg, Req}}, so sys raises at once instead of timing out. Like BEAM's
+// net_kernel, it does not answer a call it does not know.
 func (n *Node) netKernelHandler(p *Process, m etf.Term) {
 	t, ok := m.(etf.Tuple)
-	if !ok || len(t) != 3 || t[0] != atomGenCall {
+	if !ok || len(t) != 3 {
 		return
 	}
-	if req, ok := t[2].(etf.Tuple); ok && len(req) == 2 && req[0] == atomIsAuth {
-		_ = p.Reply(t[1], atomYes)
+	switch t[0] {
+	case atomGenCall:
+	case etf.Atom("system"):
+		_ = p.Reply(t[1], etf.Tuple{etf.Atom("error"), etf.Tuple{etf.Atom("unknown_system_msg"), t[2]}})
+		return
+	default:
 		return
 	}
-	n.log.Debug("unsupported net_kernel call ignored", "request", t[2])
+	from := t[1]
+	switch req := t[2].(type) {
+	case etf.Atom:
+		switch req {
+		case "longnames":
+			_ = p.Reply(from, etf.Atom(strconv.FormatBool(node.IsLongName(n.Self()))))
+		case "nodename":
+			_ = p.Reply(from, n.self)
+		case "ticktime":
+			tick := n.opts.Node.TickTime
+			if tick <= 0 {
+				tick = node.DefaultTickTime
+			}
+			_ = p.Reply(from, int64(tick/time.Second))
+		default:
+			n.log.Debug("unsupported net_kernel call ignored", "request", req)
+		}
+	case etf.Tuple:
+		switch {
+		case len(req) == 2 && req[0] == atomIsAuth:
+			_ = p.Reply(from, atomYes)
+		case len(req) == 3 && req[0] == etf.Atom("connect"), len(req) == 2 && req[0] == etf.Atom("passive_cnct"):
+			peer, ok := req[len(req)-1].(etf.Atom)
+			if !ok {
+				return
+			}
+			// Connecting takes up to the setup time: not on the connection's reader.
+			go func() {
+				err := n.Connect(context.Background(), string(peer))
+				ok := err == nil || string(peer) == n.Self()
+				_ = p.Reply(from, etf.Atom(strconv.FormatBool(ok)))
+			}()
+		case len(req) == 2 && req[0] == etf.Atom("disconnect"):
+			peer, ok := req[1].(etf.Atom)
+			if !ok {
+				return
+			}
+			_ = p.Reply(from, etf.Atom(strconv.FormatBool(n.Disconnect(string(peer)))))
+		default:
+			n.log.Debug("unsupported net_kernel call ignored", "request", req)
+		}
+	}
 }
 
 // Ping reports whether peer answers the net_kernel {is_auth, Node} call with yes, connecting

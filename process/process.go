@@ -39,6 +39,7 @@ import (
 
 	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/handshake"
+	"github.com/distribute-go/distribute/internal/lograte"
 	"github.com/distribute-go/distribute/node"
 )
 
@@ -61,6 +62,11 @@ type Options struct {
 	// MailboxBytes bounds the encoded size of the messages one mailbox holds, counted as they
 	// arrived on the wire (local sends count 0). 0 means DefaultMailboxBytes.
 	MailboxBytes int
+	// NoSpawn leaves the SPAWN capability out of the handshake. By default the node
+	// advertises it (it speaks spawn_request both ways: SpawnRequest, and an answer to every
+	// request it gets), so OTP 23+ peers take erpc calls from it; with NoSpawn, peers neither
+	// send it spawn requests nor take them from it, and the rpc package falls back to rex.
+	NoSpawn bool
 	// Spawn, if set, serves SPAWN_REQUEST from peers (erpc and spawn_request); nil answers
 	// every request with the error notsup. The rpc package sets it.
 	Spawn SpawnFunc
@@ -119,7 +125,7 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 	}
 	log := o.Node.Logger
 	if log == nil {
-		log = slog.New(discard{})
+		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{
 		opts:         o,
@@ -140,7 +146,9 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 	// The process layer speaks spawn_request both ways (SpawnRequest; requests it does not
 	// serve get an error reply at once), so it advertises SPAWN: OTP 23+ peers then take
 	// erpc calls from us, and their rpc:call of us gets an answer rather than a fallback.
-	no.Flags |= handshake.FlagSpawn
+	if !o.NoSpawn {
+		no.Flags |= handshake.FlagSpawn
+	}
 	ln, err := node.Start(ctx, name, cookie, &no)
 	if err != nil {
 		return nil, err
@@ -153,13 +161,6 @@ func Start(ctx context.Context, name, cookie string, opts *Options) (*Node, erro
 	close(n.ready)
 	return n, nil
 }
-
-type discard struct{}
-
-func (discard) Enabled(context.Context, slog.Level) bool  { return false }
-func (discard) Handle(context.Context, slog.Record) error { return nil }
-func (d discard) WithAttrs([]slog.Attr) slog.Handler      { return d }
-func (d discard) WithGroup(string) slog.Handler           { return d }
 
 // Stop ends every process (with reason shutdown, as an application stop would: their remote
 // links and monitors are told), then stops the link layer. Calling it again is a no-op.
@@ -226,7 +227,7 @@ type Stats struct {
 
 type counters struct {
 	mailboxFull, noProcess, undecodable atomic.Uint64
-	log                                 logLimiter
+	log                                 lograte.Limiter
 }
 
 // ProcessStats returns the process layer's counters (Stats of the embedded node counts what
@@ -242,28 +243,9 @@ func (n *Node) ProcessStats() Stats {
 // dropped counts and logs (rate-limited) one message that could not be delivered.
 func (n *Node) dropped(c *atomic.Uint64, what string, attrs ...any) {
 	c.Add(1)
-	if ok, suppressed := n.stats.log.allow(time.Now()); ok {
+	if ok, suppressed := n.stats.log.Allow(time.Now()); ok {
 		n.log.Warn("message dropped: "+what, append(attrs, "suppressed_since_last", suppressed)...)
 	}
-}
-
-// logLimiter lets one log line through per second and counts the rest.
-type logLimiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed uint64
-}
-
-func (l *logLimiter) allow(now time.Time) (bool, uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.last) < time.Second {
-		l.suppressed++
-		return false, 0
-	}
-	s := l.suppressed
-	l.last, l.suppressed = now, 0
-	return true, s
 }
 
 // Errors.

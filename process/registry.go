@@ -20,7 +20,9 @@ func (n *Node) Register(name etf.Atom, p *Process) error {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if old, ok := n.names[name]; ok && old != p {
+	if _, ok := n.names[name]; ok {
+		// Taken, also by p itself: BEAM's register/2 is badarg for a process that already
+		// has a name, the same one included.
 		return fmt.Errorf("process: register %s: %w", name, ErrNameTaken)
 	}
 	p.mu.Lock()
@@ -28,7 +30,7 @@ func (n *Node) Register(name etf.Atom, p *Process) error {
 	if p.exited {
 		return fmt.Errorf("process: register %s: %w", name, ErrNoProcess)
 	}
-	if p.name != "" && p.name != name {
+	if p.name != "" {
 		return fmt.Errorf("process: register %s: the process is already registered as %s: %w", name, p.name, ErrNameTaken)
 	}
 	p.name = name

@@ -84,6 +84,10 @@ func testOneMessageNeverCostsTheLink(t *testing.T, rt *erltest.Runtime) {
 	e.eval(t, `{nosuch, %s} ! lost, get(gone) ! lost, {inbox, %s} ! after_lost, ok`, e.goNode(), e.goNode())
 	assert.Equal(t, etf.Atom("after_lost"), recv(t, e.inbox, nil))
 	assert.Equal(t, before+2, e.g.ProcessStats().NoProcess)
+	// A fragmented 20 MB message to a missing name: its fragments are skipped as they come.
+	e.eval(t, `{nosuch, %s} ! binary:copy(<<1>>, 20000000), {inbox, %s} ! after_big_lost, ok`, e.goNode(), e.goNode())
+	assert.Equal(t, etf.Atom("after_big_lost"), recv(t, e.inbox, nil))
+	assert.Equal(t, before+3, e.g.ProcessStats().NoProcess)
 
 	assert.Same(t, conn, e.g.Conn(e.erl.Node()), "the same connection all along")
 	assert.NoError(t, conn.Err())

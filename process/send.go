@@ -23,8 +23,8 @@ func (a Name) Term() etf.Tuple { return etf.Tuple{a.Name, etf.Atom(a.Node)} }
 //   - an etf.Pid of this node or of any other node;
 //   - an etf.Atom: the process registered under that name on this node (ErrNoProcess when
 //     none is, as `Name ! Msg` raises badarg);
-//   - a Name: a registered name on a node, this one or another (a missing one drops the
-//     message silently, as BEAM does);
+//   - a Name, or the tuple {Name, Node} of two atoms: a registered name on a node, this one or
+//     another (a missing one drops the message silently, as BEAM does);
 //   - an etf.Ref: an alias;
 //   - a *Process.
 //
@@ -39,6 +39,13 @@ func (p *Process) Send(to any, msg etf.Term) error { return p.n.send(p.pid, to, 
 func (n *Node) Send(to any, msg etf.Term) error { return n.send(n.sender.pid, to, msg) }
 
 func (n *Node) send(from etf.Pid, to any, msg etf.Term) error {
+	if t, ok := to.(etf.Tuple); ok {
+		name, ok := nameOf(t)
+		if !ok {
+			return fmt.Errorf("process: send to %v: %w", t, ErrBadDestination)
+		}
+		to = name
+	}
 	switch d := to.(type) {
 	case *Process:
 		if d.n != n {
@@ -96,6 +103,16 @@ func (n *Node) send(from etf.Pid, to any, msg etf.Term) error {
 		return c.Send(control.AliasSend{From: from, Alias: d}, msg)
 	}
 	return fmt.Errorf("process: send to %T: %w", to, ErrBadDestination)
+}
+
+// nameOf reads {Name, Node}.
+func nameOf(t etf.Tuple) (Name, bool) {
+	if len(t) != 2 {
+		return Name{}, false
+	}
+	name, ok1 := t[0].(etf.Atom)
+	nodeName, ok2 := t[1].(etf.Atom)
+	return Name{Name: name, Node: string(nodeName)}, ok1 && ok2
 }
 
 // conn returns the connection to peer, connecting first when there is none.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/distribute-go/distribute/etf"
 	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/process"
 	"github.com/distribute-go/distribute/rpc"
 )
 
@@ -139,7 +140,7 @@ func TestCallAutoRex(t *testing.T) {
 	forEachRuntime(t, func(t *testing.T, rt *runtime) {
 		port := erltest.FreePort(t)
 		erltest.StartEPMD(t, port)
-		g, _ := startGo(t, port, nil)
+		g := startGoWith(t, port, &process.Options{NoSpawn: true})
 		erl := erltest.StartErl(t, erlOpts(rt, port))
 		v, err := rpc.Call(ctxFor(t, 20*time.Second), g, erl.Node(), "erlang", "node", nil)
 		require.NoError(t, err)

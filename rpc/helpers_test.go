@@ -48,7 +48,18 @@ func newEnv(t *testing.T, rt *runtime, extra ...string) *env {
 // advertises no SPAWN and serves nothing.
 func startGo(t *testing.T, epmdPort int, reg *rpc.Registry) (*process.Node, string) {
 	t.Helper()
-	var o process.Options
+	return startGoOpts(t, epmdPort, reg, process.Options{})
+}
+
+// startGoWith starts a Go node with options o and no registry.
+func startGoWith(t *testing.T, epmdPort int, o *process.Options) *process.Node {
+	t.Helper()
+	n, _ := startGoOpts(t, epmdPort, nil, *o)
+	return n
+}
+
+func startGoOpts(t *testing.T, epmdPort int, reg *rpc.Registry, o process.Options) (*process.Node, string) {
+	t.Helper()
 	o.Node.EPMDPort = epmdPort
 	o.Node.ListenAddr = "127.0.0.1"
 	if reg != nil {

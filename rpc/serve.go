@@ -93,7 +93,7 @@ func (r *Registry) lookup(m, f etf.Atom, arity int) Func {
 // latin1 forms, and chardata that mixes UTF-8 binaries with characters above 255 arrives
 // garbled).
 func (r *Registry) Configure(o *process.Options) {
-	o.Spawn = r.SpawnFunc()
+	o.Spawn, o.NoSpawn = r.SpawnFunc(), false
 	o.Node.Flags |= handshake.FlagSpawn | handshake.FlagUnicodeIO
 }
 

@@ -22,7 +22,7 @@ import (
 // Handshake failure reasons: a small fixed set, so the label stays bounded.
 var handshakeReasons = []string{
 	"auth", "not_allowed", "timeout", "closed", "protocol", "simultaneous",
-	"name_mismatch", "not_found", "network", "other",
+	"name_mismatch", "not_found", "network", "tls", "other",
 }
 
 // maxAuthAddrs bounds the addr label of the inbound authentication
@@ -42,6 +42,7 @@ type metrics struct {
 	peerRTT      *prometheus.GaugeVec
 	pingFailures *prometheus.CounterVec
 	authFailures *prometheus.CounterVec
+	tls          *tlsMetrics // tls.go
 
 	mu        sync.Mutex
 	authAddrs map[string]bool
@@ -101,6 +102,7 @@ func newMetrics() *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
 	)
+	m.tls = newTLSMetrics(m.reg)
 	// Create the series up front, so they exist (at 0) before the first event.
 	for _, dir := range []string{"inbound", "outbound"} {
 		m.handshakes.WithLabelValues(dir, "ok", "ok")
@@ -136,6 +138,7 @@ func (m *metrics) onEvent(e node.Event) {
 	if e.Inbound {
 		dir = "inbound"
 	}
+	m.tls.observe(e)
 	switch e.Kind {
 	case node.EventHandshakeOK:
 		m.handshakes.WithLabelValues(dir, "ok", "ok").Inc()
@@ -220,6 +223,8 @@ func handshakeReason(err error) string {
 		return "other"
 	case errors.Is(err, handshake.ErrAuth):
 		return "auth"
+	case isTLSFailure(err):
+		return "tls"
 	case errors.Is(err, handshake.ErrNotAllowed):
 		return "not_allowed"
 	case errors.Is(err, handshake.ErrSimultaneous):
