@@ -21,7 +21,6 @@ func (n *Node) warnInboundAuth(peer string, remote net.Addr, err error) {
 	if !errors.Is(err, handshake.ErrAuth) {
 		return
 	}
-	n.authWarn.Every = authWarnEvery
 	ok, suppressed := n.authWarn.Allow(time.Now())
 	if !ok {
 		return
