@@ -41,7 +41,10 @@ import (
 //     after done without the lock. inboundFailed says the attempt ended because the peer's
 //     handshake failed (then Connect dials again) rather than our dial.
 //  4. Every inbound handshake joined to an attempt ends with the attempt's setup time
-//     (a.ctx), so a chain of handshakes under the peer's name cannot keep it pending.
+//     (a.ctx), so a chain of handshakes under the peer's name cannot keep it pending. The one
+//     exception is a.late: handshakes still joined when another inbound handshake from the
+//     peer won the attempt (no longer pending) go on, bounded by their own setup time, and
+//     one that finishes replaces that link (the peer's newer connection).
 //  5. A dial that yielded never installs a link, and its socket is closed synchronously in
 //     decide, so it writes no byte after the peer heard ok_simultaneous. A handshake of an
 //     "alive" attempt installs its link only over the link it was answered about, or none.
@@ -117,6 +120,13 @@ type attempt struct {
 	// for the others. It may install its link only while that link or none is up.
 	alive    bool
 	replaces *link
+	// late: inbound handshakes that were joined when another inbound handshake from the peer
+	// won the attempt, with the link it installed (winner). One that finishes is the peer's
+	// newer connection (the peer dials one at a time; a stale socket or an impostor cannot
+	// finish): it replaces winner instead of losing, and the attempt's end does not cancel it
+	// (its own SetupTimeout still bounds it).
+	late   map[net.Conn]bool
+	winner *link
 	// inboundFailed: ended because the peer's handshake failed, not our dial (invariant 3).
 	inboundFailed bool
 }
@@ -313,8 +323,18 @@ func (n *Node) accept(conn net.Conn) {
 		st, a = n.decide(p.Name, conn)
 		if a != nil {
 			// The attempt's setup time (and its end) bounds this
-			// handshake too.
-			stopJoin = context.AfterFunc(a.ctx, cancel)
+			// handshake too, unless another inbound handshake from
+			// the peer won it meanwhile (a.late: this one may still
+			// replace that link).
+			att := a
+			stopJoin = context.AfterFunc(a.ctx, func() {
+				n.mu.Lock()
+				late := att.late[conn]
+				n.mu.Unlock()
+				if !late {
+					cancel()
+				}
+			})
 		}
 		return st
 	})
@@ -461,7 +481,12 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound
 	l := newLink(n, conn, res)
 	n.mu.Lock()
 	old := n.links[peer]
-	superseded := a != nil && ((!inbound && a.dial == dialYielded) || (inbound && !a.ins[conn]) ||
+	// A late handshake replaces the link that won its attempt while that link is current.
+	late := inbound && a != nil && a.late[conn] && old != nil && old == a.winner
+	if a != nil {
+		delete(a.late, conn)
+	}
+	superseded := a != nil && ((!inbound && a.dial == dialYielded) || (inbound && !a.ins[conn] && !late) ||
 		(a.alive && old != nil && old != a.replaces))
 	if n.stopped || superseded {
 		n.mu.Unlock()
@@ -473,6 +498,17 @@ func (n *Node) addLink(conn net.Conn, res *handshake.Result, a *attempt, inbound
 	pend := n.pending[peer]
 	if pend != nil {
 		delete(n.pending, peer)
+	}
+	if inbound && a != nil && a.phase == phasePending {
+		for c := range a.ins {
+			if c != conn {
+				if a.late == nil {
+					a.late = map[net.Conn]bool{}
+				}
+				a.late[c] = true
+			}
+		}
+		a.winner = l
 	}
 	// The attempt (and the pending one, if another) has won (invariant 2).
 	for _, w := range []*attempt{a, pend} {

@@ -243,3 +243,70 @@ func TestAttemptAliveHandshakeYieldsToNewerLink(t *testing.T) {
 	}
 	assert.Equal(t, mark+1, ev.count(EventHandshakeOK), "one link after the link drop: %v", ev.list())
 }
+
+// rawHalfHandshake sends a name message under name to n and reads the status and the challenge;
+// it returns the connection and the challenge, for rawFinishHandshake.
+func rawHalfHandshake(t *testing.T, n *Node, name string) (net.Conn, uint32, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(n.Port())))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = c.Write(rawNameMsg(name))
+	require.NoError(t, err)
+	st, err := rawReadFrame(c)
+	require.NoError(t, err)
+	ch, err := rawReadFrame(c)
+	require.NoError(t, err)
+	require.Equal(t, byte('N'), ch[0], "the challenge")
+	return c, binary.BigEndian.Uint32(ch[9:13]), string(st)
+}
+
+// rawFinishHandshake sends the challenge reply and reads the ack.
+func rawFinishHandshake(c net.Conn, challenge uint32) error {
+	d := handshake.Digest(testCookie, challenge)
+	reply := append([]byte{0, 21, 'r', 0, 0, 0, 9}, d[:]...)
+	if _, err := c.Write(reply); err != nil {
+		return err
+	}
+	ack, err := rawReadFrame(c)
+	if err == nil && (len(ack) != 17 || ack[0] != 'a') {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// TestAttemptLaterInboundHandshakeReplacesEarlier (regression; TestStorms'
+// connect/disconnect cycles failed about once in 15 runs under load): peer P connects (c1),
+// gets the ack, drops the link at once and dials again (c2), while the node has not yet
+// installed c1's link: c2 joins c1's pending attempt. c1 then installs its link, which
+// cancelled c2 mid-handshake; the node closed c2 after P's challenge reply, and P, with the
+// right cookie, read that as "cookie rejected" (auth_failed). A joined handshake that finishes
+// after another inbound one from the same peer won the attempt is the peer's newer connection
+// (a stale socket or an impostor cannot finish a handshake): it now replaces that link.
+func TestAttemptLaterInboundHandshakeReplacesEarlier(t *testing.T) {
+	var ev events
+	n := startNode(t, shortName("n"), testCookie, Options{EPMDPort: freePort(t), OnEvent: ev.add})
+	p := shortName("p")
+	c1, ch1, st1 := rawHalfHandshake(t, n, p)
+	require.Equal(t, "sok", st1)
+	c2, ch2, st2 := rawHalfHandshake(t, n, p)
+	require.Equal(t, "sok_simultaneous", st2, "c2 joins c1's pending attempt")
+
+	require.NoError(t, rawFinishHandshake(c1, ch1), "c1's handshake")
+	waitCount(t, n, 1, 2*time.Second)
+	require.NoError(t, rawFinishHandshake(c2, ch2), "c2's handshake: the node must not drop it after the challenge reply")
+
+	// c1's link is replaced by c2's: the node closes c1, keeps c2.
+	_ = c1.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err := io.Copy(io.Discard, c1)
+	require.NoError(t, err, "the node closes c1 (EOF), not our deadline")
+	require.Eventually(t, func() bool { return ev.count(EventHandshakeOK) == 2 && ev.count(EventLinkDown) == 1 },
+		3*time.Second, 5*time.Millisecond, "events: %+v", ev.list())
+	assert.Equal(t, []string{p}, n.Nodes())
+	for _, e := range ev.list() {
+		if e.Kind == EventLinkDown {
+			assert.ErrorContains(t, e.Err, "replaced by a new connection")
+		}
+	}
+}

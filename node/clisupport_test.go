@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,4 +110,29 @@ func TestWarnInboundWrongCookie(t *testing.T) {
 			assert.True(t, strings.HasPrefix(e.Addr, "127.0.0.1:"), e.Addr)
 		}
 	}
+}
+
+// TestWarnInboundWrongCookieConcurrent (regression; the race detector caught it in
+// TestWrongCookie): wrong-cookie handshakes failing at the same time each set the rate
+// limiter's interval, a data race. Run with -race.
+func TestWarnInboundWrongCookieConcurrent(t *testing.T) {
+	t.Parallel()
+	var ev events
+	n := startNode(t, shortName("n"), testCookie, Options{EPMDPort: freePort(t), OnEvent: ev.add})
+	const k = 16
+	var wg sync.WaitGroup
+	for range k {
+		wg.Go(func() {
+			conn, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(n.Port())))
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer conn.Close()
+			cfg := handshake.Config{Name: shortName("bad"), Cookie: "WrongCookie77", Creation: 9}
+			_, err = handshake.Initiate(testCtx(t, 10*time.Second), conn, &cfg, n.Self())
+			assert.ErrorIs(t, err, handshake.ErrAuth)
+		})
+	}
+	wg.Wait()
+	require.Eventually(t, func() bool { return ev.count(EventHandshakeFailed) == k }, 10*time.Second, 5*time.Millisecond)
 }

@@ -312,6 +312,7 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 		return nil, err
 	}
 	n := &Node{
+		authWarn: lograte.Limiter{Every: authWarnEvery},
 		tls:      tlsd,
 		name:     name,
 		long:     IsLongName(name),

@@ -81,6 +81,10 @@ func TestTLSVersions(t *testing.T) {
 	ctx := testCtx(t, 10*time.Second)
 	require.NoError(t, a.Connect(ctx, b.Self()))
 	require.NoError(t, c.Connect(ctx, b.Self()))
+	// The acceptor installs its link a moment after the dialler's Connect returns (the
+	// dialler is done when it reads the ack b sent just before).
+	require.Eventually(t, func() bool { return b.link(a.Self()) != nil && b.link(c.Self()) != nil },
+		5*time.Second, time.Millisecond, "b has both links")
 	assert.Equal(t, uint16(tls.VersionTLS12), b.link(a.Self()).conn.(*tls.Conn).ConnectionState().Version)
 	assert.Equal(t, uint16(tls.VersionTLS13), b.link(c.Self()).conn.(*tls.Conn).ConnectionState().Version)
 }

@@ -77,7 +77,12 @@ func testGoNodeKilled(t *testing.T, rt *erltest.Runtime) {
 	require.NoError(t, cmd.Start())
 	exited := make(chan struct{})
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		select {
+		case <-exited:
+			// Reaped: its pid (the group id) may be another process group's by now.
+		default:
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
 		_ = stdin.Close()
 		<-exited
 	})

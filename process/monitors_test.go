@@ -74,8 +74,12 @@ func testBEAMMonitorsGo(t *testing.T, rt *erltest.Runtime) {
 	e.eval(t, `put(r1, monitor(process, get(g1))), ok`)
 	e.sync(t)
 	g1.Exit(etf.Tuple{etf.Atom("bye"), []byte("now")})
+	// The reason is compared after the receive, not matched in its pattern: on OTP 29 (erts
+	// 17.1.1) a receive pattern with the binary literal <<"now">> matching this DOWN, followed
+	// by the next receive below, made beam.smp die of SIGSEGV (3 runs of 3; never with the
+	// comparison after the receive, nor on OTP 25 or 27).
 	assert.Equal(t, "true", e.eval(t,
-		`R = get(r1), P = get(g1), receive {'DOWN', R, process, P, {bye, <<"now">>}} -> true; M -> M after 20000 -> timeout end`))
+		`R = get(r1), P = get(g1), receive {'DOWN', R, process, P, Why} -> Why =:= {bye, <<"now">>} orelse Why; M -> M after 20000 -> timeout end`))
 
 	g2 := e.g.Spawn()
 	require.NoError(t, g2.Register("named"))

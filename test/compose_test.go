@@ -171,7 +171,12 @@ func startRole(t *testing.T, rt *erltest.Runtime, script, role string, env []str
 	require.NoError(t, p.cmd.Start())
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		select {
+		case <-p.done:
+			// Reaped: its pid (the group id) may be another process group's by now.
+		default:
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		}
 		<-p.done
 		if t.Failed() {
 			t.Logf("%s role output:\n%s", role, p.output())

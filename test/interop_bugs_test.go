@@ -136,6 +136,23 @@ func TestInteropBugSimultaneousConnectGhostLink(t *testing.T) {
 		a.Disconnect(bName)
 		require.Eventually(t, func() bool { return a.ConnectedCount() == 0 && b.ConnectedCount() == 0 },
 			5*time.Second, time.Millisecond)
+		// Events reach OnEvent from the node's event goroutine, after the link is gone from
+		// ConnectedCount. Wait until every link of this round has been reported down on both
+		// sides, so that this round's events are not counted in the next round's window (under
+		// load, a window once held two rounds: two outbound links, each "disconnected by this
+		// node", which only two Disconnect calls, i.e. two rounds, can produce).
+		require.Eventually(t, func() bool {
+			for _, s := range []struct {
+				g    *interopGo
+				from int
+			}{{a, ma}, {b, mb}} {
+				ups, downs := s.g.events.count(s.from, node.EventHandshakeOK, ""), s.g.events.count(s.from, node.EventLinkDown, "")
+				if ups == 0 || downs != ups {
+					return false
+				}
+			}
+			return true
+		}, 5*time.Second, time.Millisecond, "round %d: every link reported up and down", round)
 		for _, s := range []struct {
 			g    *interopGo
 			from int

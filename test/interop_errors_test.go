@@ -131,21 +131,27 @@ func TestInteropConnectErrors(t *testing.T) {
 			t.Cleanup(func() { _ = reg.Close() })
 
 			const deadline = 800 * time.Millisecond
+			// start is taken before the context: its deadline counts from its creation, so
+			// timing from after it once measured 799.99 ms for an 800 ms deadline.
+			start := time.Now()
 			ctx, cancel := context.WithTimeout(context.Background(), deadline)
 			defer cancel()
-			start := time.Now()
 			err = g.Connect(ctx, alive+"@localhost")
 			elapsed := time.Since(start)
 			require.ErrorIs(t, err, node.ErrConnectTimeout)
 			assert.ErrorIs(t, err, context.DeadlineExceeded)
 			assert.GreaterOrEqual(t, elapsed, deadline)
-			assert.LessOrEqual(t, elapsed, deadline+500*time.Millisecond)
+			// Connect returns on ctx.Done; what it must not do is wait for the setup time
+			// (20 s). The slack is 4 s: with -race on 2 cores at a load of 10 it once took
+			// 2.18 s (a 500 ms slack failed), and 4.8 s is still a quarter of the setup time.
+			assert.LessOrEqual(t, elapsed, deadline+4*time.Second)
 			assert.Empty(t, g.Nodes())
 
-			// The attempt still running in the background (SetupTimeout 20 s) must not hold up Stop.
+			// The attempt still running in the background (SetupTimeout 20 s) must not hold up
+			// Stop (the same slack as above).
 			start = time.Now()
 			require.NoError(t, g.Stop())
-			assert.Less(t, time.Since(start), 2*time.Second)
+			assert.Less(t, time.Since(start), 5*time.Second)
 		})
 	})
 }

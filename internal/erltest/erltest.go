@@ -254,6 +254,16 @@ func (p *Process) Eval(expr string, timeout time.Duration) (string, error) {
 	}
 	line, err := p.stdout.waitLine(prefix, p.done, timeout)
 	if err != nil {
+		select {
+		case <-p.done:
+			// Say how it ended: "signal: killed" is not the node halting itself.
+			status := "exit status 0"
+			if perr := p.proc.Err(); perr != nil {
+				status = perr.Error()
+			}
+			return "", fmt.Errorf("erltest: evaluating %s: the node exited (%s) before answering", p.redact(expr), status)
+		default:
+		}
 		return "", fmt.Errorf("erltest: evaluating %s: %w", p.redact(expr), err)
 	}
 	res := p.redact(strings.TrimPrefix(line, prefix))

@@ -154,6 +154,11 @@ func testControlEvalAndWaitLine(t *testing.T, rt *Runtime) {
 	_, err = node.Eval("1", time.Second)
 	assert.Error(t, err, "a dead node answers nothing")
 
+	// A node that ends during an Eval: the error says how it ended.
+	halting := StartErl(t, ErlOptions{Runtime: rt, Control: true})
+	_, err = halting.Eval("erlang:halt(3)", 10*time.Second)
+	assert.ErrorContains(t, err, "the node exited (exit status 3) before answering")
+
 	plain := StartErl(t, ErlOptions{Runtime: rt})
 	_, err = plain.Eval("1", time.Second)
 	assert.Error(t, err, "no control pipe")

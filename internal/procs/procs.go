@@ -157,9 +157,29 @@ func (p *Proc) Err() error {
 	}
 }
 
-// Signal sends sig to the process group; os.ErrProcessDone when no process of it is left.
+// killGroup sends a signal to a process group (a variable so that tests can watch it).
+var killGroup = func(pgid int, sig syscall.Signal) error { return syscall.Kill(-pgid, sig) }
+
+// reaped reports whether the process has been waited for. From then on its pid, which is the
+// process group id, may be reused: on a busy machine with pid_max 32768 the pids wrap in a few
+// minutes, and a later process started with Setpgid (another test's erl) gets the same number as
+// its group id. Signalling the old group then kills a stranger, so neither Signal nor Kill does.
+func (p *Proc) reaped() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Signal sends sig to the process group; os.ErrProcessDone when no process of it is left, or
+// when the process has been reaped already (its group id may be another group's by now).
 func (p *Proc) Signal(sig syscall.Signal) error {
-	err := syscall.Kill(-p.Pid(), sig)
+	if p.reaped() {
+		return os.ErrProcessDone
+	}
+	err := killGroup(p.Pid(), sig)
 	if errors.Is(err, syscall.ESRCH) {
 		return os.ErrProcessDone
 	}
@@ -167,9 +187,14 @@ func (p *Proc) Signal(sig syscall.Signal) error {
 }
 
 // Kill kills the process group with SIGKILL and waits up to within for the process to be reaped; it
-// reports whether it was. Later calls only wait.
+// reports whether it was. Later calls only wait. A process already reaped is not signalled (see
+// reaped): its group id may belong to another process group by now.
 func (p *Proc) Kill(within time.Duration) bool {
-	p.killed.Do(func() { _ = syscall.Kill(-p.Pid(), syscall.SIGKILL) })
+	p.killed.Do(func() {
+		if !p.reaped() {
+			_ = killGroup(p.Pid(), syscall.SIGKILL)
+		}
+	})
 	select {
 	case <-p.done:
 		return true

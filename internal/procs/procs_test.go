@@ -81,3 +81,35 @@ func TestGroupKillsWholeProcessGroup(t *testing.T) {
 	_, err = g.Start(exec.Command("true"), false)
 	assert.Error(t, err, "no start after the final KillAll")
 }
+
+// TestNoSignalAfterReaped (regression): Kill and Signal of a process that has exited and been
+// reaped send nothing. Its pid is its process group id; once reaped, the number may be another
+// process group's (pids wrap within minutes on a busy machine: 32768 pids, about 125 new ones a
+// second here with several test runs), and the test cleanups that kill every started program
+// long after it exited would kill that stranger.
+func TestNoSignalAfterReaped(t *testing.T) {
+	var sent []int
+	orig := killGroup
+	killGroup = func(pgid int, sig syscall.Signal) error {
+		sent = append(sent, pgid)
+		return orig(pgid, sig)
+	}
+	t.Cleanup(func() { killGroup = orig })
+
+	p, err := Start(exec.Command("true"), false)
+	require.NoError(t, err)
+	select {
+	case <-p.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("true did not exit")
+	}
+	assert.ErrorIs(t, p.Signal(syscall.SIGTERM), os.ErrProcessDone)
+	assert.True(t, p.Kill(time.Second))
+	assert.Empty(t, sent, "no signal to the group id of a reaped process")
+
+	// A live one is still killed, group and all.
+	q, err := Start(exec.Command("sleep", "60"), false)
+	require.NoError(t, err)
+	assert.True(t, q.Kill(10*time.Second))
+	assert.Equal(t, []int{q.Pid()}, sent)
+}

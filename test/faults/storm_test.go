@@ -28,8 +28,9 @@ func stormPair(t *testing.T, cookie string, epmdPort int, setup time.Duration) (
 	b = startNode(t, shortName("storm_b"), cookie, node.Options{EPMD: node.EPMDExternal, EPMDPort: epmdPort, SetupTimeout: setup, OnEvent: evB.add, Logger: log})
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("log lines of %s and %s about refused (nok) and failed attempts:\n%s\n%s", a.Self(), b.Self(),
-				strings.Join(logs.Lines("simultaneous"), "\n"), strings.Join(logs.Lines("connect failed"), "\n"))
+			t.Logf("log lines of %s and %s about refused (nok) and failed attempts:\n%s\n%s\n%s", a.Self(), b.Self(),
+				strings.Join(logs.Lines("simultaneous"), "\n"), strings.Join(logs.Lines("connect failed"), "\n"),
+				strings.Join(logs.Lines("inbound handshake failed"), "\n"))
 		}
 	})
 	return a, b, evA, evB
