@@ -25,6 +25,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -429,9 +430,11 @@ func Initiate(ctx context.Context, conn net.Conn, cfg *Config, peer string) (res
 	s.step = StepRecvChallengeAck
 	f, err = s.readFrame()
 	if err != nil {
-		if errors.Is(err, ErrClosed) && !errors.Is(err, io.ErrUnexpectedEOF) {
-			// A BEAM acceptor closes without a word on a wrong digest.
-			// (A frame cut short is a truncated frame, not that.)
+		if errors.Is(err, ErrClosed) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, syscall.ECONNRESET) {
+			// A BEAM acceptor closes without a word on a wrong digest,
+			// after reading our reply. (A frame cut short is a truncated
+			// frame, and a reset means the peer did not read our reply:
+			// neither is a verdict on the cookie.)
 			return nil, &Error{Step: s.step, Kind: ErrAuth, Peer: peer, Cause: err.(*Error).Cause,
 				Info: "the peer closed the connection after our challenge reply (cookie mismatch)"}
 		}

@@ -322,7 +322,6 @@ func start(ctx context.Context, name, cookie string, o Options, epmdPort int) (*
 		links:    map[string]*link{},
 		pending:  map[string]*attempt{},
 		handler:  o.Handler,
-		authWarn: lograte.Limiter{Every: authWarnEvery},
 	}
 	if n.handler == nil {
 		n.handler = noProcesses{}
