@@ -13,8 +13,8 @@ import (
 
 // TestRunVisible: run is hidden by default (BEAM lists it in nodes(hidden) only) and published
 // with --visible: it shows in BEAM's nodes(), net_kernel:monitor_nodes(true) reports it, a
-// health loop over nodes() pings it (pong), and its answer to rex's features request reaches
-// BEAM's rex_nodes_observer; on every runtime.
+// health loop over nodes() pings it (pong), and its answer to rex's features request (erpc served)
+// reaches BEAM's rex_nodes_observer; on every runtime.
 func TestRunVisible(t *testing.T) {
 	isolate(t)
 	erltest.ForEachRuntime(t, func(t *testing.T, rt *erltest.Runtime) {
@@ -42,8 +42,9 @@ func TestRunVisible(t *testing.T) {
 		// The seed's health loop on BEAM sees it, and it answers.
 		assert.Equal(t, "[{"+visible+",pong}]", eval(`[{N, net_adm:ping(N)} || N <- nodes()]`))
 		require.Eventually(t, func() bool {
-			return eval(`ets:lookup(persistent_term:get(rex_nodes_observer), '`+visible+`')`) == "[{"+visible+",false}]"
-		}, 20*time.Second, 50*time.Millisecond, "BEAM's rex never got a features_reply")
+			// true: run serves erpc (spawn requests of erpc:execute_call/4), so its features name erpc.
+			return eval(`ets:lookup(persistent_term:get(rex_nodes_observer), '`+visible+`')`) == "[{"+visible+",true}]"
+		}, 20*time.Second, 50*time.Millisecond, "BEAM's rex never got a features_reply naming erpc")
 
 		assert.Equal(t, exitOK, v.stop(t))
 		assert.Equal(t, visible, eval(`receive {nodedown, N} -> N after 20000 -> timeout end`))
