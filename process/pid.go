@@ -40,7 +40,20 @@ func (n *Node) lookup(pid etf.Pid) *Process {
 }
 
 // IsAlive reports whether pid is a live process of this node.
-func (n *Node) IsAlive(pid etf.Pid) bool { return n.lookup(pid) != nil }
+// A process is not alive from the moment it exits (its Done is closed), even while its entry is
+// still being removed from the process table.
+func (n *Node) IsAlive(pid etf.Pid) bool {
+	p := n.lookup(pid)
+	if p == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
 
 // ProcessCount returns the number of live processes of the node, its built-in ones included,
 // like erlang:system_info(process_count).
