@@ -40,19 +40,16 @@ func (n *Node) lookup(pid etf.Pid) *Process {
 }
 
 // IsAlive reports whether pid is a live process of this node.
-// A process is not alive from the moment it exits (its Done is closed), even while its entry is
-// still being removed from the process table.
+// A process is not alive from the moment it exits, even while its entry is still being removed
+// from the process table.
 func (n *Node) IsAlive(pid etf.Pid) bool {
 	p := n.lookup(pid)
 	if p == nil {
 		return false
 	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.exited
 }
 
 // ProcessCount returns the number of live processes of the node, its built-in ones included,
