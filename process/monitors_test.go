@@ -64,7 +64,9 @@ func testMonitorBEAM(t *testing.T, rt *erltest.Runtime) {
 }
 
 // TestBEAMMonitorsGo: erlang:monitor(process, GoPid) and monitor by {Name, GoNode} get DOWN
-// with the Go process's exit reason; a missing Go name gives noproc.
+// with the Go process's exit reason; a missing Go name gives noproc. The binary reason is
+// compared with =:=, not matched against a pattern with a binary literal, which crashes OTP
+// 29.1.2 (see TestDownWithBinaryReasonThenNamedDown).
 func TestBEAMMonitorsGo(t *testing.T) { erltest.ForEachRuntime(t, testBEAMMonitorsGo) }
 
 func testBEAMMonitorsGo(t *testing.T, rt *erltest.Runtime) {
@@ -174,14 +176,13 @@ func testExitSignalsToBEAM(t *testing.T, rt *erltest.Runtime) {
 	assert.Equal(t, "other", e.eval(t, `R = get(rp), receive {'DOWN', R, _, _, Why} -> Why after 20000 -> timeout end`))
 }
 
-// TestDownWithBinaryReasonThenNamedDown is the smallest sequence found that crashes an OTP 29.1.2
-// peer (beam.smp segfaults; OTP 25 and 27 are fine, and the same sequence between two OTP 29
-// nodes is fine 200 times out of 200): a BEAM process monitors a Go process, which exits with a
-// reason holding a binary, and the DOWN is matched by erl_eval against a pattern with that
-// binary literal; the next thing the node does with a message from us (here a by-name DOWN; a
-// plain SEND does it too) crashes it. Without the literal match, or with the same binary in a
-// plain SEND, there is no crash. It is timing-dependent (about 5 runs in 6 on a loaded machine,
-// fewer on an idle one), so it does three rounds.
+// TestDownWithBinaryReasonThenNamedDown: a DOWN whose reason holds a binary, then a by-name DOWN,
+// three rounds. It was the smallest sequence that crashed an OTP 29.1.2 peer (beam.smp segfaults
+// in its garbage collector) when the first DOWN was matched by erl_eval against a pattern holding
+// the binary literal ({bye, <<"now">>}). That crash is OTP 29's own: two OTP 29 nodes crash the
+// same way with no Go node involved (testdata/otp29crash reproduces it), and our frames are laid
+// out as OTP's. So the tests bind the reason and compare it with =:= instead, which OTP 29
+// survives and which still fails on a wrong reason.
 func TestDownWithBinaryReasonThenNamedDown(t *testing.T) {
 	erltest.ForEachRuntime(t, testDownWithBinaryReasonThenNamedDown)
 }
@@ -194,7 +195,7 @@ func testDownWithBinaryReasonThenNamedDown(t *testing.T, rt *erltest.Runtime) {
 		e.eval(t, `put(r1, monitor(process, get(g1))), ok`)
 		e.sync(t)
 		g1.Exit(etf.Tuple{etf.Atom("bye"), []byte("now")})
-		assert.Equal(t, "true", e.eval(t, `R = get(r1), receive {'DOWN', R, process, _, {bye, <<"now">>}} -> true; M -> M after 20000 -> timeout end`))
+		assert.Equal(t, "true", e.eval(t, `R = get(r1), receive {'DOWN', R, process, _, Why} -> Why =:= {bye, <<"now">>} orelse Why after 20000 -> timeout end`))
 		g2 := e.g.Spawn()
 		name := etf.Atom(fmt.Sprintf("named%d", i))
 		require.NoError(t, g2.Register(name))
