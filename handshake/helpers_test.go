@@ -312,7 +312,7 @@ func splitFrames(b []byte) [][]byte {
 }
 
 var sentinels = []error{ErrAuth, ErrNotAllowed, ErrNameMismatch, ErrSimultaneous,
-	ErrAlreadyConnected, ErrTimeout, ErrClosed, ErrProtocol, ErrConfig}
+	ErrAlreadyConnected, ErrTimeout, ErrClosed, ErrProtocol, ErrConfig, ErrPeerTLS}
 
 // checkInvariants holds for every outcome of Initiate and Accept.
 func checkInvariants(t testing.TB, res *Result, err error) {
