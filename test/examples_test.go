@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -17,25 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/distribute-go/distribute/internal/erltest"
+	"github.com/distribute-go/distribute/internal/logbuf"
 )
-
-// lockedBuffer is a bytes.Buffer for one writer (a child's stdout) and readers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 var buildEcho = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "distribute-echo-")
@@ -64,7 +46,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		goNode := alive + "@localhost"
 		ctx, cancel := context.WithCancel(context.Background())
 		cmd := exec.CommandContext(ctx, bin, "-sname", goNode, "-cookie", cookie, "-epmd-port", strconv.Itoa(ep))
-		var out lockedBuffer
+		var out logbuf.Buffer // goroutine-safe: the child writes, the test reads
 		cmd.Stdout, cmd.Stderr = &out, &out
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() { cancel(); _ = cmd.Wait() })
