@@ -130,7 +130,8 @@ func (n *Node) conn(peer string) (*node.Conn, error) {
 }
 
 // Reply answers a gen_server-style call: from is the {Pid, Tag} of the '$gen_call' message.
-// A Tag of the form [alias|Ref] (OTP 24+) is answered through the alias, as gen:reply does.
+// A Tag of the form [alias|Ref] (OTP 24+ gen:call) or [[alias|Ref]|Ref2] (OTP 26+
+// gen_server:multi_call) is answered through the alias, as gen:reply does.
 func (n *Node) Reply(from etf.Term, reply etf.Term) error {
 	return n.replyFrom(n.sender.pid, from, reply)
 }
@@ -149,10 +150,26 @@ func (n *Node) replyFrom(self etf.Pid, from etf.Term, reply etf.Term) error {
 	if !ok {
 		return fmt.Errorf("process: reply to %v: not a {Pid, Tag} pair: %w", from, ErrBadDestination)
 	}
-	if l, ok := t[1].(etf.ImproperList); ok && len(l.Elems) == 1 && l.Elems[0] == atomAlias {
-		if alias, ok := l.Tail.(etf.Ref); ok {
-			return n.send(self, alias, etf.Tuple{t[1], reply})
-		}
+	if alias, ok := replyAlias(t[1]); ok {
+		return n.send(self, alias, etf.Tuple{t[1], reply})
 	}
 	return n.send(self, pid, etf.Tuple{t[1], reply})
+}
+
+// replyAlias returns the alias a call tag names, as gen:reply reads it: [alias|Alias] (a
+// gen:call of OTP 24+) or [[alias|Alias]|Ref] (a gen_server:multi_call of OTP 26+).
+func replyAlias(tag etf.Term) (etf.Ref, bool) {
+	l, ok := tag.(etf.ImproperList)
+	if !ok || len(l.Elems) != 1 {
+		return etf.Ref{}, false
+	}
+	if l.Elems[0] == atomAlias {
+		alias, ok := l.Tail.(etf.Ref)
+		return alias, ok
+	}
+	if inner, ok := l.Elems[0].(etf.ImproperList); ok && len(inner.Elems) == 1 && inner.Elems[0] == atomAlias {
+		alias, ok := inner.Tail.(etf.Ref)
+		return alias, ok
+	}
+	return etf.Ref{}, false
 }
