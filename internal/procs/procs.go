@@ -71,6 +71,9 @@ func Port() (int, error) {
 	}
 	for range 500 {
 		p := portLo + int(portNext.Add(1)%int64(portHi-portLo+1))
+		if !claimPort(p) {
+			continue // another test process handed it out
+		}
 		ln, err := net.Listen("tcp", ":"+strconv.Itoa(p))
 		if err == nil {
 			_ = ln.Close()
@@ -78,6 +81,39 @@ func Port() (int, error) {
 		}
 	}
 	return 0, errors.New("procs: no free port found in 500 tries")
+}
+
+// Test packages run as concurrent processes, each walking the port range from its own random
+// start, and two of them could hand out the same port (seen: one test's epmd exited at once
+// because another package's epmd had just taken its port). A port is therefore also claimed for
+// the life of the process with an flock on a file named after it in portDir; the kernel drops
+// the lock when the process ends, so nothing needs cleaning up.
+var (
+	portDir   = filepath.Join(os.TempDir(), "distribute-test-ports")
+	claimMu   sync.Mutex
+	claimed   = map[int]*os.File{}
+	claimOnce sync.Once
+)
+
+// claimPort reports whether this process now holds port p's claim (true too when the claim
+// cannot be made at all, so a read-only /tmp does not stop the tests).
+func claimPort(p int) bool {
+	claimOnce.Do(func() { _ = os.MkdirAll(portDir, 0o777) })
+	claimMu.Lock()
+	defer claimMu.Unlock()
+	if _, ok := claimed[p]; ok {
+		return false
+	}
+	f, err := os.OpenFile(filepath.Join(portDir, strconv.Itoa(p)), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return true
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return false
+	}
+	claimed[p] = f // held, and its lock with it, until the process exits
+	return true
 }
 
 var nameSeq atomic.Uint64

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -112,4 +113,18 @@ func TestNoSignalAfterReaped(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, q.Kill(10*time.Second))
 	assert.Equal(t, []int{q.Pid()}, sent)
+}
+
+// TestPortClaimedAcrossProcesses: a port handed out holds an flock on its claim file, which
+// another process (here, another open file description) cannot take, so no other test process
+// hands the same port out.
+func TestPortClaimedAcrossProcesses(t *testing.T) {
+	p, err := Port()
+	require.NoError(t, err)
+	f, err := os.OpenFile(filepath.Join(portDir, strconv.Itoa(p)), os.O_RDWR, 0)
+	require.NoError(t, err, "the claim file exists")
+	defer f.Close()
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	assert.ErrorIs(t, err, syscall.EWOULDBLOCK, "the claim is held")
+	assert.False(t, claimPort(p), "a port is claimed once")
 }
