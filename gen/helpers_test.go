@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/distribute-go/distribute/handshake"
 	"github.com/distribute-go/distribute/internal/erltest"
 	"github.com/distribute-go/distribute/process"
 )
@@ -49,7 +48,6 @@ func startGo(t *testing.T, epmdPort int) *process.Node {
 	var o process.Options
 	o.Node.EPMDPort = epmdPort
 	o.Node.ListenAddr = "127.0.0.1"
-	o.Node.Flags = handshake.FlagSpawn
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	n, err := process.Start(ctx, erltest.UniqueName("go")+"@localhost", testCookie, &o)

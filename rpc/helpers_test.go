@@ -44,8 +44,8 @@ func newEnv(t *testing.T, rt *runtime, extra ...string) *env {
 	return &env{port: port, g: g, erl: erltest.StartErl(t, o)}
 }
 
-// startGo starts a Go node; with a registry it serves erpc and rex, without one it
-// advertises no SPAWN and serves nothing.
+// startGo starts a Go node; with a registry it serves erpc and rex, without one it refuses
+// spawn requests (notsup) and has no rex.
 func startGo(t *testing.T, epmdPort int, reg *rpc.Registry) (*process.Node, string) {
 	t.Helper()
 	return startGoOpts(t, epmdPort, reg, process.Options{})

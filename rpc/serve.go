@@ -87,11 +87,11 @@ func (r *Registry) lookup(m, f etf.Atom, arity int) Func {
 	return r.funcs[funcKey{m, f, AnyArity}]
 }
 
-// Configure sets o.Spawn to r.SpawnFunc() and adds to the flags the node advertises
-// handshake.FlagSpawn, so OTP 23+ callers use erpc with it, and handshake.FlagUnicodeIO, so BEAM
-// sends the node's group leaders unicode I/O requests (without it, io converts them to the old
-// latin1 forms, and chardata that mixes UTF-8 binaries with characters above 255 arrives
-// garbled).
+// Configure sets o.Spawn to r.SpawnFunc(), makes sure the node advertises handshake.FlagSpawn
+// (the process layer's default; it clears o.NoSpawn), so OTP 23+ callers use erpc with it, and
+// adds handshake.FlagUnicodeIO, so BEAM sends the node's group leaders unicode I/O requests
+// (without it, io converts them to the old latin1 forms, and chardata that mixes UTF-8
+// binaries with characters above 255 arrives garbled).
 func (r *Registry) Configure(o *process.Options) {
 	o.Spawn, o.NoSpawn = r.SpawnFunc(), false
 	o.Node.Flags |= handshake.FlagSpawn | handshake.FlagUnicodeIO
